@@ -1,0 +1,21 @@
+// The `flowrt` command line (SPEC §7). Each command is a function from its arguments to an
+// exit status; main() only dispatches.
+#pragma once
+
+#include <iostream>
+#include <string>
+#include <vector>
+
+namespace flowrt::api {
+
+using Args = std::vector<std::string>;
+
+int validate_command(const Args& args, std::ostream& out, std::ostream& err);
+int chat_command(const Args& args, std::istream& in, std::ostream& out, std::ostream& err);
+int test_command(const Args& args, std::ostream& out, std::ostream& err);
+
+// Pulls `--name VALUE` (or `--name=VALUE`) out of args; returns whether it was there.
+bool take_option(Args& args, const std::string& name, std::string& value);
+bool take_flag(Args& args, const std::string& name);
+
+}  // namespace flowrt::api

@@ -1,0 +1,16 @@
+// What the command-line commands share to load flows: jump targets as files, and the Lua
+// checker when the build has one.
+#pragma once
+
+#include <string>
+
+#include "runtime/flow_files.hpp"
+
+namespace flowrt::api {
+
+// Parse options for flows read from files next to `file` (or in `flows_dir` if not empty).
+runtime::ParseOptions cli_parse_options(const std::string& file, const std::string& flows_dir);
+
+runtime::ParseResult load_cli_flow(const std::string& file, const std::string& flows_dir);
+
+}  // namespace flowrt::api

@@ -1,0 +1,33 @@
+// flowrt: the command line of SPEC §7.
+#include <cstring>
+
+#include "api/cli.hpp"
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: flowrt <command> [options]
+
+commands:
+  validate FILE...                 check flow documents; prints FILE:/json/pointer: message
+  chat FILE [--vars JSON]          talk to a flow in the terminal (also reads a pipe)
+  test FILE... [--flows DIR]       run transcript tests; prints "N passed, N failed"
+
+Run `flowrt <command> --help` for a command's options.
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace flowrt::api;
+  if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
+    std::cout << kUsage;
+    return argc < 2 ? 2 : 0;
+  }
+  std::string command = argv[1];
+  Args args(argv + 2, argv + argc);
+  if (command == "validate") return validate_command(args, std::cout, std::cerr);
+  if (command == "chat") return chat_command(args, std::cin, std::cout, std::cerr);
+  if (command == "test") return test_command(args, std::cout, std::cerr);
+  std::cerr << "flowrt: unknown command \"" << command << "\"\n\n" << kUsage;
+  return 2;
+}
