@@ -13,6 +13,7 @@ using Args = std::vector<std::string>;
 int validate_command(const Args& args, std::ostream& out, std::ostream& err);
 int chat_command(const Args& args, std::istream& in, std::ostream& out, std::ostream& err);
 int test_command(const Args& args, std::ostream& out, std::ostream& err);
+int script_command(const Args& args, std::ostream& out, std::ostream& err);
 
 // Pulls `--name VALUE` (or `--name=VALUE`) out of args; returns whether it was there.
 bool take_option(Args& args, const std::string& name, std::string& value);

@@ -51,7 +51,8 @@ int chat_command(const Args& given, std::istream& in, std::ostream& out, std::os
 
   runtime::SystemClock clock;
   runtime::CurlHttpClient http(runtime::NetworkPolicy{allow_private});
-  runtime::Executor executor({&clock, &http, nullptr});
+  CliScripting scripting;
+  runtime::Executor executor({&clock, &http, &scripting.runner});
   runtime::FlowFolder folder(
       flows_dir.empty() ? std::filesystem::path(file).parent_path() : std::filesystem::path(flows_dir),
       parse_options);

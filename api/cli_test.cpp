@@ -15,8 +15,10 @@ int test_command(const Args& given, std::ostream& out, std::ostream& err) {
     return args.empty() ? 2 : 0;
   }
   size_t passed = 0, failed = 0;
+  CliScripting scripting;
   for (const auto& file : args) {
     runtime::TranscriptOptions options;
+    options.scripts = &scripting.runner;
     if (!flows_dir.empty()) options.flows_dir = flows_dir;
     // A jump in a test's flow resolves like `validate` does (files next to the flow).
     for (const auto& outcome : runtime::run_transcript_file(file, options)) {

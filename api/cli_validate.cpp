@@ -21,7 +21,8 @@ int validate_command(const Args& given, std::ostream& out, std::ostream& err) {
   for (const auto& file : args) {
     runtime::ParseResult result = load_cli_flow(file, flows_dir);
     for (const auto& problem : result.problems) {
-      out << file << ":" << problem.path << ": "
+      // A problem with the whole document has an empty pointer: "FILE: message".
+      out << file << (problem.path.empty() ? "" : ":" + problem.path) << ": "
           << (problem.is_error() ? "" : "warning: ") << problem.message << "\n";
       (problem.is_error() ? errors : warnings)++;
     }

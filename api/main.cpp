@@ -1,5 +1,6 @@
 // flowrt: the command line of SPEC §7.
 #include <cstring>
+#include <exception>
 
 #include "api/cli.hpp"
 
@@ -11,6 +12,7 @@ commands:
   validate FILE...                 check flow documents; prints FILE:/json/pointer: message
   chat FILE [--vars JSON]          talk to a flow in the terminal (also reads a pipe)
   test FILE... [--flows DIR]       run transcript tests; prints "N passed, N failed"
+  script FILE [--vars JSON]        run a Lua file in the flow-script sandbox
 
 Run `flowrt <command> --help` for a command's options.
 )";
@@ -25,9 +27,15 @@ int main(int argc, char** argv) {
   }
   std::string command = argv[1];
   Args args(argv + 2, argv + argc);
-  if (command == "validate") return validate_command(args, std::cout, std::cerr);
-  if (command == "chat") return chat_command(args, std::cin, std::cout, std::cerr);
-  if (command == "test") return test_command(args, std::cout, std::cerr);
+  try {
+    if (command == "validate") return validate_command(args, std::cout, std::cerr);
+    if (command == "chat") return chat_command(args, std::cin, std::cout, std::cerr);
+    if (command == "test") return test_command(args, std::cout, std::cerr);
+    if (command == "script") return script_command(args, std::cout, std::cerr);
+  } catch (const std::exception& e) {
+    std::cerr << "flowrt " << command << ": " << e.what() << "\n";
+    return 2;
+  }
   std::cerr << "flowrt: unknown command \"" << command << "\"\n\n" << kUsage;
   return 2;
 }

@@ -39,8 +39,11 @@ std::optional<double> parse_number(const std::string& text) {
     }
     cleaned += c;
   }
-  if (cleaned.empty()) return std::nullopt;
-  if (cleaned[0] == '+') cleaned.erase(0, 1);
+  if (cleaned.empty() || std::count(cleaned.begin(), cleaned.end(), '.') > 1) return std::nullopt;
+  if (cleaned[0] == '+') {
+    cleaned.erase(0, 1);
+    if (!cleaned.empty() && (cleaned[0] == '-' || cleaned[0] == '+')) return std::nullopt;
+  }
   double value = 0;
   auto [end, ec] = std::from_chars(cleaned.data(), cleaned.data() + cleaned.size(), value);
   if (ec != std::errc() || end != cleaned.data() + cleaned.size() || !std::isfinite(value)) {

@@ -64,8 +64,36 @@ void Turn::begin_wait(const Node& node, int timeout_s) {
   }
 }
 
+const Turn::ScriptGlobals& Turn::script_globals() {
+  if (!script_globals_) {
+    ScriptGlobals g;
+    g.contact = Json{{"id", input_.contact.id},
+                     {"name", input_.contact.name},
+                     {"phone", input_.contact.phone}};
+    g.message = Json{{"text", message_ ? message_->text : std::string()},
+                     {"data", message_ ? message_->data : Json::object()}};
+    g.flow = Json{{"id", flow_->id}, {"name", flow_->name}};
+    g.tenant = Json{{"id", tenant_->id}, {"name", tenant_->name}};
+    script_globals_ = std::move(g);
+  }
+  return *script_globals_;
+}
+
+ScriptRunner::Outcome Turn::run_script(
+    const Node& node, const LuaChunk& chunk,
+    const std::vector<std::pair<std::string_view, const Json*>>& extra) {
+  ScriptRunner* runner = executor_.services().scripts;
+  if (!runner) {
+    ScriptRunner::Outcome outcome;
+    outcome.error = "no Lua script runner is configured in this executor";
+    return outcome;
+  }
+  return runner->run(*this, node, chunk, extra);
+}
+
 void Turn::switch_flow(std::shared_ptr<const Flow> flow, int version) {
   flow_ = std::move(flow);
+  script_globals_.reset();
   result_.state.flow_id = flow_->id;
   result_.state.flow_version = version;
 }
@@ -159,6 +187,10 @@ class TurnLoop {
  private:
   Step enter(const Node& node) {
     try {
+      if (!node.script.empty() && !node.owns_script()) {
+        auto outcome = turn_.run_script(node, node.script);
+        if (!outcome.ok) return Step::fail("script failed: " + outcome.error);
+      }
       return node.enter(turn_);
     } catch (const std::exception& e) {
       return Step::fail(std::string("internal error: ") + e.what());

@@ -20,6 +20,10 @@
 #include "runtime/flow.hpp"
 #include "runtime/http.hpp"
 
+namespace flowrt::sandbox {
+struct Limits;
+}
+
 namespace flowrt::runtime {
 
 class Clock {
@@ -65,6 +69,8 @@ struct TenantContext {
   std::string name;
   Json secrets = Json::object();  // name -> string, for {{secrets.X}} in api_call
   const FlowResolver* flows = nullptr;  // null: `jump` fails the run
+  // The tenant's own script limits; they can only lower the server's. Null: the server's.
+  const sandbox::Limits* script_limits = nullptr;
 };
 
 struct ExecutorOptions {

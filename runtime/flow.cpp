@@ -12,6 +12,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "runtime/scripting.hpp"
 #include "runtime/suggest.hpp"
 
 namespace flowrt::runtime {
@@ -68,8 +69,7 @@ void NodeParseContext::warning(const std::string& relative_path, const std::stri
 std::string NodeParseContext::required_string(const char* field) {
   auto it = node_.find(field);
   if (it == node_.end()) {
-    error("", std::string("missing required field ") + in_quotes(field) + " for a " +
-                  node_.value("type", std::string("node")) + " node");
+    error("", std::string("missing required field ") + in_quotes(field) + " for " + node_kind());
     return {};
   }
   if (!it->is_string()) {
@@ -122,14 +122,16 @@ std::optional<long long> NodeParseContext::integer_in(const Json& value,
 void NodeParseContext::check_lua(const std::string& source, const std::string& relative_path,
                                  bool expression) {
   used_lua_ = true;
-  if (!scripts_) {
-    error(relative_path,
-          "Lua scripting not available: this build of flowrt cannot run Lua, so "
-          "remove the script or use a declarative condition");
-    return;
-  }
-  std::string problem = scripts_->check(source, expression);
+  static const LuaSyntaxChecker builtin;
+  const ScriptChecker& checker = scripts_ ? *scripts_ : builtin;
+  std::string problem = checker.check(source, expression);
   if (!problem.empty()) error(relative_path, "Lua does not compile: " + problem);
+}
+
+std::string NodeParseContext::node_kind() const {
+  std::string type = node_.value("type", std::string("node"));
+  bool vowel = !type.empty() && std::string_view("aeiou").find(type[0]) != std::string_view::npos;
+  return (vowel ? "an " : "a ") + type + (type == "node" ? "" : " node");
 }
 
 bool NodeParseContext::flow_exists(const std::string& flow_id) const {
@@ -141,8 +143,7 @@ void NodeParseContext::reject_unknown_fields(std::initializer_list<std::string_v
   known.insert(known.end(), allowed.begin(), allowed.end());
   for (const auto& [key, value] : node_.items()) {
     if (std::find(known.begin(), known.end(), key) != known.end()) continue;
-    error("/" + key, "unknown field " + in_quotes(key) + " for a " +
-                         node_.value("type", std::string("node")) + " node" +
+    error("/" + key, "unknown field " + in_quotes(key) + " for " + node_kind() +
                          did_you_mean(key, known));
   }
 }
@@ -331,6 +332,13 @@ ParseResult parse_flow(const Json& doc, const ParseOptions& options) {
   flow->name = read_string("name", false);
   read_string("description", false);
   flow->start = read_string("start", true);
+  if (doc.contains("start") && doc["start"].is_string() && flow->start.empty()) {
+    error("/start", "start must name the first node");
+  }
+  if (auto ui = doc.find("ui"); ui != doc.end() && !ui->is_object()) {
+    error("/ui", "ui must be an object (it is kept for visual editors), not " + type_name(*ui));
+  }
+  read_string("$schema", false);
   check_top_level(doc, problems);
 
   auto nodes_it = doc.find("nodes");
@@ -390,7 +398,7 @@ ParseResult parse_flow(const Json& doc, const ParseOptions& options) {
       node->type = type;
       node->next = next;
       node->label = label;
-      node->script = script;
+      node->script = LuaChunk{script, id + ".script"};
       node->index = static_cast<int>(i);
       if (ctx.used_lua()) FlowBuilder::set_uses_lua(*flow);
       if (!id.empty() && !ids.count(id)) ids.emplace(id, node.get());

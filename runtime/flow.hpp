@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "runtime/conversation.hpp"
+#include "runtime/lua_chunk.hpp"
 #include "runtime/problem.hpp"
 
 namespace flowrt::runtime {
@@ -63,7 +64,7 @@ class Node {
   std::string type;
   std::string next;    // empty: the run ends after this node
   std::string label;
-  std::string script;  // Lua source, empty if none
+  LuaChunk script;     // the node's `script`, empty if none
   int index = 0;       // position in the document's `nodes` array
 
   std::string path() const { return "/nodes/" + std::to_string(index); }
@@ -76,6 +77,10 @@ class Node {
   virtual Step on_timeout(Turn& turn) const;
   // Appends every node id this node may continue at, including `next`.
   virtual void links(std::vector<NodeLink>& out) const;
+  // True for node types that give `script` a meaning of their own (text, question,
+  // api_call, script). For the others the executor runs the script for its effect on
+  // vars before the node.
+  virtual bool owns_script() const { return false; }
   // True for node types that stop the turn to wait for the contact (questions).
   virtual bool waits_for_input() const { return false; }
   // True if the node hands the conversation to a human (used by cycle detection: a cycle
@@ -83,8 +88,7 @@ class Node {
   virtual bool stops_turn() const { return waits_for_input(); }
 };
 
-// Checks the syntax of Lua the flow carries. Without one, a flow that uses Lua is rejected
-// with "Lua scripting is not available".
+// Checks the syntax of Lua the flow carries (runtime/scripting.hpp has the sandbox's).
 class ScriptChecker {
  public:
   virtual ~ScriptChecker() = default;
@@ -124,6 +128,8 @@ class NodeParseContext {
   // True unless the caller knows the tenant's flows and `flow_id` is not among them.
   bool flow_exists(const std::string& flow_id) const;
   bool used_lua() const { return used_lua_; }
+  // "a text node", "an api_call node": for messages.
+  std::string node_kind() const;
   // Reports unknown fields (anything not in `allowed` plus the common node fields).
   void reject_unknown_fields(std::initializer_list<std::string_view> allowed);
 
@@ -170,7 +176,7 @@ class Flow {
 
 struct ParseOptions {
   const NodeRegistry* registry = nullptr;  // null: NodeRegistry::builtin()
-  const ScriptChecker* scripts = nullptr;  // null: Lua is rejected
+  const ScriptChecker* scripts = nullptr;  // null: the sandbox's LuaSyntaxChecker
   // Reports `jump` to flows this returns false for (the API knows the tenant's flows;
   // the CLI checks files next to the flow instead). Null: jump targets are not checked.
   std::function<bool(const std::string& flow_id)> flow_exists;

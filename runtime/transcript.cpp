@@ -1,5 +1,6 @@
 #include "runtime/transcript.hpp"
 
+#include <algorithm>
 #include <deque>
 #include <fstream>
 #include <regex>
@@ -53,6 +54,19 @@ class TranscriptRun {
  public:
   TranscriptRun(const Json& test, const std::filesystem::path& base, const TranscriptOptions& options)
       : test_(test), options_(options), http_(test.value("http", Json::array())) {
+    static const std::string_view known[] = {"name", "flow", "contact", "vars", "http", "steps", "tenant"};
+    for (const auto& [key, value] : test.items()) {
+      if (std::find(std::begin(known), std::end(known), key) == std::end(known)) {
+        throw TestFailure("unknown test field \"" + key +
+                          "\"; use name, flow, contact, vars, http, steps, tenant");
+      }
+    }
+    const Json contact_fields = test.value("contact", Json::object());
+    for (const auto& [key, value] : contact_fields.items()) {
+      if (key != "id" && key != "name" && key != "phone") {
+        throw TestFailure("unknown contact field \"" + key + "\"; use id, name, phone");
+      }
+    }
     if (!test.contains("flow") || !test["flow"].is_string()) {
       throw TestFailure("the test needs \"flow\": the path of the flow file");
     }
@@ -134,8 +148,33 @@ class TranscriptRun {
       if (!std::regex_search(state_.error, pattern)) {
         throw TestFailure("error " + Json(state_.error).dump() + " does not match " + value.dump());
       }
+    } else if (key == "handoff") {
+      if (state_.status != Status::handoff) {
+        throw TestFailure("expected a handoff, but the status is " + std::string(to_string(state_.status)));
+      }
+      Json actual{{"queue", state_.handoff_queue}, {"note", state_.handoff_note}};
+      if (!value.is_object() || !json_subset(value, actual)) {
+        throw TestFailure("handoff " + actual.dump() + " does not contain " + value.dump());
+      }
+    } else if (key == "request") {
+      // The next HTTP request the flow made that no `request` step has checked yet.
+      auto requests = http_.requests();
+      if (checked_requests_ >= requests.size()) {
+        throw TestFailure("expected an HTTP request " + value.dump() + ", but the flow made no more");
+      }
+      const HttpRequest& made = requests[checked_requests_++];
+      Json actual{{"method", made.method}, {"url", made.url}};
+      Json body = Json::parse(made.body, nullptr, false);
+      actual["body"] = body.is_discarded() ? Json(made.body) : body;
+      Json headers = Json::object();
+      for (const auto& [name, header] : made.headers) headers[name] = header;
+      actual["headers"] = headers;
+      if (!value.is_object() || !json_subset(value, actual)) {
+        throw TestFailure("request " + actual.dump() + " does not contain " + value.dump());
+      }
     } else if (key == "timeout") {
-      if (!timer_ || state_.status != Status::waiting) {
+      if (value != true) throw TestFailure("timeout takes true");
+      if (!timer_ || state_.status != Status::waiting || timer_->wait_seq != state_.wait_seq) {
         throw TestFailure("no question with a timeout is waiting");
       }
       clock_.set(timer_->fire_at_ms);
@@ -149,11 +188,16 @@ class TranscriptRun {
       pending_.clear();
       InboundEvent event;
       event.kind = InboundEvent::Kind::resume;
-      if (value.is_string()) event.node = value.get<std::string>();
+      if (value.is_string()) {
+        event.node = value.get<std::string>();
+      } else if (value != true) {
+        throw TestFailure("resume takes true (the handoff's next) or a node id");
+      }
       turn(std::move(event));
     } else {
       throw TestFailure("unknown step \"" + key +
-                        "\"; use user, bot, bot_matches, status, vars, error_matches, timeout or resume");
+                        "\"; use user, bot, bot_matches, status, vars, handoff, request, "
+                        "error_matches, timeout or resume");
     }
   }
 
@@ -195,6 +239,7 @@ class TranscriptRun {
   std::unique_ptr<Executor> executor_;
   std::deque<std::string> pending_;
   std::optional<TimerRequest> timer_;
+  size_t checked_requests_ = 0;
 };
 
 }  // namespace
@@ -218,6 +263,10 @@ std::vector<TranscriptOutcome> run_transcript_file(const std::filesystem::path& 
     return outcomes;
   }
   std::vector<Json> tests = doc.is_array() ? doc.get<std::vector<Json>>() : std::vector<Json>{doc};
+  if (tests.empty()) {
+    outcomes.push_back({name, false, "the file holds no tests"});
+    return outcomes;
+  }
   for (size_t i = 0; i < tests.size(); ++i) {
     TranscriptOutcome outcome;
     outcome.name = name;

@@ -4,7 +4,9 @@
 //   {"flow": "lead.json", "contact": {"name": "Ana"}, "vars": {}, "http": [...],
 //    "steps": [{"user": "hi"}, {"bot": "Hi Ana!"}, {"bot_matches": "^What"},
 //              {"status": "waiting"}, {"vars": {"budget": 1500}}, {"timeout": true},
-//              {"resume": true}, {"error_matches": "limit"}]}
+//              {"resume": true}, {"error_matches": "limit"},
+//              {"handoff": {"queue": "sales"}},
+//              {"request": {"method": "POST", "url": "...", "body": {"name": "Ana"}}}]}
 //
 // A file holds one test object or an array of them. `bot`/`bot_matches` consume the bot's
 // messages in order; messages left unconsumed when the next `user` step comes are dropped.

@@ -2,9 +2,14 @@
 // event, the services, and the effects collected so far. Only the executor creates Turns.
 #pragma once
 
+#include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "runtime/executor.hpp"
+#include "runtime/lua_chunk.hpp"
+#include "runtime/scripting.hpp"
 #include "runtime/template.hpp"
 
 namespace flowrt::runtime {
@@ -34,6 +39,19 @@ class Turn {
   // Starts waiting on `node`: a new wait sequence, and a timer when `timeout_s` > 0.
   void begin_wait(const Node& node, int timeout_s);
 
+  // The read-only globals scripts see, built once per turn on first use.
+  struct ScriptGlobals {
+    Json contact;  // {id, name, phone}
+    Json message;  // {text, data}; empty text when the turn has no message
+    Json flow;     // {id, name}
+    Json tenant;   // {id, name}
+  };
+  const ScriptGlobals& script_globals();
+
+  // Runs `chunk` for `node` through the executor's ScriptRunner (see runtime/scripting.hpp).
+  ScriptRunner::Outcome run_script(const Node& node, const LuaChunk& chunk,
+                           const std::vector<std::pair<std::string_view, const Json*>>& extra = {});
+
   // Used by the executor when a jump switches flows.
   void switch_flow(std::shared_ptr<const Flow> flow, int version);
 
@@ -44,6 +62,7 @@ class Turn {
   std::shared_ptr<const Flow> flow_;
   const TenantContext* tenant_;
   const InboundEvent* message_ = nullptr;
+  std::optional<ScriptGlobals> script_globals_;
 };
 
 }  // namespace flowrt::runtime

@@ -86,8 +86,8 @@ class ApiCallNode : public Node {
     }
     auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
                        std::chrono::steady_clock::now() - started).count();
-    // The URL is journaled without its query, which may carry secrets.
-    std::string shown_url = request.url.substr(0, request.url.find('?'));
+    // Errors name the URL as written in the flow: the rendered one may carry secrets.
+    const std::string& shown_url = url.source();
     Json event{{"node", id}, {"method", method}, {"url", url.source()}, {"status", response.status},
                {"ms", elapsed}};
     if (!response.error.empty()) event["error"] = response.error;
@@ -109,6 +109,15 @@ class ApiCallNode : public Node {
         }
       }
     }
+    if (problem.empty() && !script.empty()) {
+      Json body = Json::parse(response.body, nullptr, false);
+      if (body.is_discarded()) body = response.body;
+      Json headers = Json::object();
+      for (const auto& [name, value] : response.headers) headers[name] = value;
+      const Json seen{{"status", response.status}, {"headers", headers}, {"body", body}};
+      auto outcome = turn.run_script(*this, script, {{"response", &seen}});
+      if (!outcome.ok) return Step::fail("script failed: " + outcome.error);
+    }
     if (problem.empty()) return Step::go(next);
     if (!on_error.empty()) {
       turn.journal("api_error", Json{{"node", id}, {"message", problem}});
@@ -116,6 +125,8 @@ class ApiCallNode : public Node {
     }
     return Step::fail(problem);
   }
+
+  bool owns_script() const override { return true; }
 
   void links(std::vector<NodeLink>& out) const override {
     Node::links(out);

@@ -30,8 +30,7 @@ inline Template template_field(NodeParseContext& ctx, const char* field, bool re
   auto it = ctx.node().find(field);
   if (it == ctx.node().end() || it->is_null()) {
     if (required) {
-      ctx.error("", std::string("missing required field \"") + field + "\" for a " +
-                        ctx.node().value("type", std::string("node")) + " node");
+      ctx.error("", std::string("missing required field \"") + field + "\" for " + ctx.node_kind());
     }
     return Template();
   }

@@ -201,6 +201,7 @@ class ConditionNode : public Node {
  public:
   struct Branch {
     Condition when;
+    LuaChunk lua;  // set when `when` is a Lua expression string
     std::string next;
   };
   std::vector<Branch> branches;
@@ -208,7 +209,13 @@ class ConditionNode : public Node {
 
   Step enter(Turn& turn) const override {
     for (const auto& branch : branches) {
-      if (holds(branch.when, turn.vars())) return Step::go(branch.next);
+      if (branch.lua.empty()) {
+        if (holds(branch.when, turn.vars())) return Step::go(branch.next);
+        continue;
+      }
+      auto outcome = turn.run_script(*this, branch.lua);
+      if (!outcome.ok) return Step::fail("condition failed: " + outcome.error);
+      if (!outcome.values.empty() && sandbox::truthy(outcome.values[0])) return Step::go(branch.next);
     }
     return Step::go(otherwise);
   }
@@ -248,6 +255,8 @@ void register_condition_node(NodeRegistry& registry) {
           ctx.error(path, "a branch needs \"when\"");
         } else if (when->is_string()) {
           ctx.check_lua(when->get<std::string>(), path + "/when", true);
+          parsed.lua = LuaSyntaxChecker::expression_chunk(
+              when->get<std::string>(), ctx.node().value("id", "") + ".when" + std::to_string(i));
         } else {
           parse_condition(ctx, *when, path + "/when", parsed.when, 0);
         }

@@ -21,6 +21,9 @@ void register_jump_node(NodeRegistry& registry) {
     ctx.reject_unknown_fields({"flow", "node"});
     auto node = std::make_unique<JumpNode>();
     node->flow = ctx.required_string("flow");
+    if (ctx.node().contains("flow") && ctx.node()["flow"].is_string() && node->flow.empty()) {
+      ctx.error("/flow", "flow must name the flow to continue in");
+    }
     node->node = ctx.optional_string("node");
     if (ctx.node().contains("next")) {
       ctx.error("/next", "a jump continues in another flow; remove \"next\"");

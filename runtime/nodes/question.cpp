@@ -30,6 +30,11 @@ class QuestionNode : public Node {
 
   Step on_message(Turn& turn, const InboundEvent& event) const override {
     std::optional<Json> value = validate_answer(expect, event.text);
+    std::string refusal;  // a script's own retry message
+    if (value && !script.empty()) {
+      auto verdict = check_with_script(turn, value, refusal);
+      if (!verdict.ok) return Step::fail("script failed: " + verdict.error);
+    }
     if (value) {
       turn.vars()[save_as] = std::move(*value);
       turn.state().attempts = 0;
@@ -45,10 +50,35 @@ class QuestionNode : public Node {
       }
       return Step::go(retry_next);
     }
-    turn.send(turn.render(has_retry_text ? retry_text : text));
+    if (!refusal.empty()) {
+      turn.send(refusal);
+    } else {
+      turn.send(turn.render(has_retry_text ? retry_text : text));
+    }
     turn.begin_wait(*this, timeout_s);
     return Step::wait();
   }
+
+  // The script sees `answer` (the value `expect` produced) and returns true or nothing
+  // (valid), false or false, "message" (invalid), or another value (stored instead).
+  // Clears `value` when the answer is refused.
+  ScriptRunner::Outcome check_with_script(Turn& turn, std::optional<Json>& value,
+                                          std::string& refusal) const {
+    const Json answer = *value;
+    auto outcome = turn.run_script(*this, script, {{"answer", &answer}});
+    if (!outcome.ok) return outcome;
+    const Json verdict = outcome.values.empty() ? Json() : outcome.values[0];
+    if (verdict.is_boolean() && !verdict.get<bool>()) {
+      value.reset();
+      if (outcome.values.size() > 1 && outcome.values[1].is_string()) {
+        refusal = outcome.values[1].get<std::string>();
+      }
+    } else if (!verdict.is_null() && !verdict.is_boolean()) {
+      value = verdict;
+    }
+    return outcome;
+  }
+  bool owns_script() const override { return true; }
 
   Step on_timeout(Turn&) const override { return Step::go(timeout_next); }
 
@@ -131,8 +161,10 @@ void register_question_node(NodeRegistry& registry) {
     node->text = template_field(ctx, "text", true);
     node->save_as = ctx.required_string("save_as");
     if (ctx.node().contains("save_as") && ctx.node()["save_as"].is_string() &&
-        node->save_as.empty()) {
-      ctx.error("/save_as", "save_as must name a variable");
+        !std::regex_match(node->save_as, std::regex("[A-Za-z_][A-Za-z0-9_]{0,63}"))) {
+      ctx.error("/save_as", "save_as must be a variable name: letters, digits and '_', not "
+                            "starting with a digit (so templates and conditions can read it), not \"" +
+                                node->save_as + "\"");
     }
     if (const Json* expect = ctx.optional_object("expect")) parse_expect(ctx, *expect, node->expect);
     if (const Json* retry = ctx.optional_object("retry")) {

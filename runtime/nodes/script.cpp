@@ -6,10 +6,12 @@ namespace {
 
 class ScriptNode : public Node {
  public:
-  Step enter(Turn&) const override {
-    // Flows with Lua are rejected when parsed until the sandbox is linked in.
-    return Step::fail("Lua scripting not available");
+  Step enter(Turn& turn) const override {
+    auto outcome = turn.run_script(*this, script);
+    if (!outcome.ok) return Step::fail("script failed: " + outcome.error);
+    return Step::go(next);
   }
+  bool owns_script() const override { return true; }
 };
 
 }  // namespace
