@@ -13,6 +13,8 @@ commands:
   chat FILE [--vars JSON]          talk to a flow in the terminal (also reads a pipe)
   test FILE... [--flows DIR]       run transcript tests; prints "N passed, N failed"
   script FILE [--vars JSON]        run a Lua file in the flow-script sandbox
+  plugins [--plugins DIR]          list the providers that load, and why others fail
+  migrate [--database-url URL]     apply pending migrations (default: local PostgreSQL)
 
 Run `flowrt <command> --help` for a command's options.
 )";
@@ -32,6 +34,8 @@ int main(int argc, char** argv) {
     if (command == "chat") return chat_command(args, std::cin, std::cout, std::cerr);
     if (command == "test") return test_command(args, std::cout, std::cerr);
     if (command == "script") return script_command(args, std::cout, std::cerr);
+    if (command == "plugins") return plugins_command(args, std::cout, std::cerr);
+    if (command == "migrate") return migrate_command(args, std::cout, std::cerr);
   } catch (const std::exception& e) {
     std::cerr << "flowrt " << command << ": " << e.what() << "\n";
     return 2;

@@ -211,6 +211,12 @@ class TurnLoop {
 }  // namespace
 
 TurnResult Executor::run_turn(TurnInput input) const {
+  TurnResult result = run_turn_unobserved(std::move(input));
+  if (services_.observer) services_.observer->on_turn(result);
+  return result;
+}
+
+TurnResult Executor::run_turn_unobserved(TurnInput input) const {
   TurnResult result;
   result.state = std::move(input.state);
   if (!input.flow) {

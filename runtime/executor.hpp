@@ -78,10 +78,19 @@ struct ExecutorOptions {
   int max_api_timeout_ms = 30000;
 };
 
+// Sees every finished turn, e.g. to count turns, node executions and script failures for
+// /metrics. Called on the thread that ran the turn; must be thread-safe and must not throw.
+class TurnObserver {
+ public:
+  virtual ~TurnObserver() = default;
+  virtual void on_turn(const TurnResult& result) = 0;
+};
+
 struct ExecutorServices {
   const Clock* clock = nullptr;   // required
   HttpClient* http = nullptr;     // null: api_call nodes fail with "no HTTP client"
   ScriptRunner* scripts = nullptr;
+  TurnObserver* observer = nullptr;
 };
 
 struct TurnInput {
@@ -104,6 +113,8 @@ class Executor {
   const ExecutorServices& services() const { return services_; }
 
  private:
+  TurnResult run_turn_unobserved(TurnInput input) const;
+
   ExecutorServices services_;
   ExecutorOptions options_;
 };

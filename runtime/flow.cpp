@@ -398,7 +398,7 @@ ParseResult parse_flow(const Json& doc, const ParseOptions& options) {
       node->type = type;
       node->next = next;
       node->label = label;
-      node->script = LuaChunk{script, id + ".script"};
+      node->script = LuaChunk{script, id + ".script", false};
       node->index = static_cast<int>(i);
       if (ctx.used_lua()) FlowBuilder::set_uses_lua(*flow);
       if (!id.empty() && !ids.count(id)) ids.emplace(id, node.get());

@@ -10,6 +10,7 @@ namespace flowrt::runtime {
 struct LuaChunk {
   std::string source;
   std::string name;
+  bool expression = false;  // a `when` string: it reads vars but cannot change them
   bool empty() const { return source.empty(); }
 };
 

@@ -289,9 +289,9 @@ class ToJson {
       } else if (key_type == LUA_TSTRING) {
         has_string = true;
       } else {
-        std::string what = key_type == LUA_TNUMBER ? "a number key that is not a positive integer"
-                                                   : std::string("a ") +
-                                                         luaL_typename(L_, -1) + " key";
+        std::string what = key_type == LUA_TNUMBER
+                               ? "a number key that is not a positive integer"
+                               : std::string("a ") + luaL_typename(L_, -1) + " key";
         lua_pop(L_, 1);
         return fail("table with " + what + " cannot be converted to JSON");
       }
@@ -507,15 +507,6 @@ void make_readonly(lua_State* L) {
   lua_setfield(L, -2, "__metatable");
   lua_setmetatable(L, -2);
   lua_remove(L, -2);
-}
-
-bool is_readonly_proxy(lua_State* L, int index) {
-  if (!lua_getmetatable(L, index)) return false;
-  lua_pushliteral(L, "__newindex");
-  lua_rawget(L, -2);
-  bool proxy = lua_tocfunction(L, -1) == ro_newindex;
-  lua_pop(L, 2);
-  return proxy;
 }
 
 void push_json(lua_State* L, const nlohmann::json& value, int depth_limit) {

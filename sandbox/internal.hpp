@@ -4,7 +4,8 @@
 // space (a RunContext*). Work whose cost grows with its input is charged with charge();
 // exhausting a limit calls kill(), which makes the state "poisoned": the count hook then
 // fires before every instruction and on every Lua call and raises again, so pcall/xpcall
-// cannot swallow the kill, and the Sandbox discards the state after the run.
+// cannot swallow the kill, and the Sandbox discards the state after the run (for the limit
+// kinds; a bad_value kill only ends the run).
 #pragma once
 
 #include <chrono>
@@ -25,16 +26,16 @@ struct RunContext {
   Limits limits;
   const Environment* env = nullptr;
   Clock::time_point deadline;
-  uint64_t executed = 0;    // VM instructions counted by the hook
-  uint64_t charged = 0;     // steps charged by library functions
+  uint64_t executed = 0;  // VM instructions counted by the hook
+  uint64_t charged = 0;   // steps charged by library functions
   uint64_t next_clock_check = 0;
-  int quantum = 0;          // current count of the hook
+  int quantum = 0;  // current count of the hook
   int hook_mask = 0;
   bool killed = false;
   ErrorKind kill_kind = ErrorKind::runtime;
   std::string kill_message;  // without "line N: "
   int kill_line = 0;
-  std::string short_src;     // e.g. "script", to recognise "script:3: ..." prefixes
+  std::string short_src;  // e.g. "script", to recognise "script:3: ..." prefixes
   // Error captured by the message handler (runtime errors) or set by host-side steps.
   bool has_error = false;
   Error error;
@@ -43,13 +44,17 @@ struct RunContext {
   int log_lines = 0;
 };
 
-inline RunContext* context(lua_State* L) { return *static_cast<RunContext**>(lua_getextraspace(L)); }
+inline RunContext* context(lua_State* L) {
+  return *static_cast<RunContext**>(lua_getextraspace(L));
+}
 
 // Charges `steps` against Limits::instructions (and checks the deadline now and then).
 // Raises a kill when a limit is exhausted. Must be called from inside a run.
 void charge(lua_State* L, uint64_t steps);
 // Charges one step per 64 bytes of work.
-inline void charge_bytes(lua_State* L, size_t bytes) { charge(L, bytes / 64 + 1); }
+inline void charge_bytes(lua_State* L, size_t bytes) {
+  charge(L, bytes / 64 + 1);
+}
 // Raises (or only records, when `raise` is false) a kill of the given kind.
 void kill(lua_State* L, ErrorKind kind, std::string message, bool raise = true);
 // Raises a memory kill if `bytes` more would not fit in this run's memory budget.
@@ -71,8 +76,6 @@ bool json_depth_exceeds(const nlohmann::json& value, int limit);
 // returns false and sets `error` (e.g. "cannot convert a function to JSON"), with a path
 // prefix. Charges steps and host memory; limit exhaustion raises a kill.
 bool to_json(lua_State* L, int index, nlohmann::json& out, std::string& error);
-// True if the value at `index` is a read-only proxy created by push_readonly.
-bool is_readonly_proxy(lua_State* L, int index);
 // Decodes JSON text straight into Lua values (json.decode). Raises on error.
 void decode_json(lua_State* L, std::string_view text, int depth_limit);
 // Wraps the table on top of the stack in a read-only proxy (replacing it on the stack).

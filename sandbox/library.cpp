@@ -27,7 +27,9 @@ namespace flowrt::sandbox::detail {
 
 namespace {
 
-lua_CFunction original(lua_State* L) { return lua_tocfunction(L, lua_upvalueindex(1)); }
+lua_CFunction original(lua_State* L) {
+  return lua_tocfunction(L, lua_upvalueindex(1));
+}
 
 uint64_t range_size(lua_Integer first, lua_Integer last) {
   if (last < first) return 0;
@@ -155,12 +157,14 @@ int table_move(lua_State* L) {
 }
 
 int table_insert(lua_State* L) {
-  if (lua_gettop(L) >= 3) charge(L, static_cast<uint64_t>(std::max<lua_Integer>(0, table_length(L))) + 1);
+  if (lua_gettop(L) >= 3)
+    charge(L, static_cast<uint64_t>(std::max<lua_Integer>(0, table_length(L))) + 1);
   return original(L)(L);
 }
 
 int table_remove(lua_State* L) {
-  if (lua_gettop(L) >= 2) charge(L, static_cast<uint64_t>(std::max<lua_Integer>(0, table_length(L))) + 1);
+  if (lua_gettop(L) >= 2)
+    charge(L, static_cast<uint64_t>(std::max<lua_Integer>(0, table_length(L))) + 1);
   return original(L)(L);
 }
 
@@ -283,7 +287,8 @@ int log_line(lua_State* L) {
   if (!ctx || !ctx->env || !ctx->env->log || ctx->log_lines > kMaxLogLines) return 0;
   std::string line;
   if (ctx->log_lines == kMaxLogLines) {
-    line = "(log limit of " + std::to_string(kMaxLogLines) + " lines reached; further lines dropped)";
+    line =
+        "(log limit of " + std::to_string(kMaxLogLines) + " lines reached; further lines dropped)";
   } else {
     for (int i = 1; i <= n && line.size() < kMaxLogLineBytes; ++i) {
       if (i > 1) line += ' ';
@@ -349,9 +354,9 @@ int push_loaded(lua_State* L, const char* name) {
 
 bool is_keyword(std::string_view name) {
   static constexpr std::string_view kKeywords[] = {
-      "and",   "break", "do",  "else", "elseif", "end",    "false", "for",  "function", "goto",
-      "if",    "in",    "local", "nil", "not",   "or",     "repeat", "return", "then", "true",
-      "until", "while"};
+      "and",      "break",  "do",   "else", "elseif", "end",  "false", "for",
+      "function", "goto",   "if",   "in",   "local",  "nil",  "not",   "or",
+      "repeat",   "return", "then", "true", "until",  "while"};
   for (auto k : kKeywords)
     if (k == name) return true;
   return false;

@@ -21,7 +21,9 @@ constexpr ptrdiff_t kCapUnfinished = -1;
 constexpr ptrdiff_t kCapPosition = -2;
 constexpr uint32_t kChargeEvery = 512;
 
-inline int uchar(char c) { return static_cast<unsigned char>(c); }
+inline int uchar(char c) {
+  return static_cast<unsigned char>(c);
+}
 
 class Matcher {
  public:
@@ -107,7 +109,7 @@ class Matcher {
               goto single;
           }
         default:
-        single: {
+        single : {
           const char* ep = class_end(p);
           char suffix = ep < pat_end_ ? *ep : '\0';
           if (!single_match(s, p, ep)) {
@@ -385,7 +387,8 @@ const char* find_plain(lua_State* L, const char* s, size_t ls, const char* p, si
   const char* end = s + (ls - lp) + 1;  // last possible start + 1
   const char* cur = s;
   while (cur < end) {
-    const char* hit = static_cast<const char*>(std::memchr(cur, *p, static_cast<size_t>(end - cur)));
+    const char* hit =
+        static_cast<const char*>(std::memchr(cur, *p, static_cast<size_t>(end - cur)));
     if (!hit) break;
     work += static_cast<uint64_t>(hit - cur) / 64 + lp / 64 + 1;
     if (work >= kChargeEvery) {
@@ -443,8 +446,12 @@ int find_aux(lua_State* L, bool find) {
   return 1;
 }
 
-int str_find(lua_State* L) { return find_aux(L, true); }
-int str_match(lua_State* L) { return find_aux(L, false); }
+int str_find(lua_State* L) {
+  return find_aux(L, true);
+}
+int str_match(lua_State* L) {
+  return find_aux(L, false);
+}
 
 struct GmatchState {
   size_t src_len;
@@ -540,8 +547,7 @@ bool add_replacement(lua_State* L, Matcher& m, luaL_Buffer* b, const char* s, co
     luaL_addlstring(b, s, static_cast<size_t>(e - s));
     return false;
   }
-  if (!lua_isstring(L, -1))
-    luaL_error(L, "invalid replacement value (a %s)", luaL_typename(L, -1));
+  if (!lua_isstring(L, -1)) luaL_error(L, "invalid replacement value (a %s)", luaL_typename(L, -1));
   luaL_addvalue(b);
   return true;
 }

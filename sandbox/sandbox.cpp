@@ -99,7 +99,7 @@ struct Sandbox::Heap {
 namespace {
 
 constexpr size_t kChurnCheckBytes = 256 << 10;
-constexpr int kQuantum = 1000;  // instructions between two hook calls
+constexpr int kQuantum = 250;  // instructions between two hook calls
 
 void* allocate(void* ud, void* ptr, size_t osize, size_t nsize) {
   auto* heap = static_cast<Sandbox::Heap*>(ud);
@@ -126,10 +126,10 @@ void* allocate(void* ud, void* ptr, size_t osize, size_t nsize) {
     // A hit only records the kill; the sticky hook raises it before the next instruction.
     RunContext* run = heap->run;
     if (run && !run->killed && Clock::now() > run->deadline) {
-      detail::kill(heap->L, ErrorKind::time_limit,
-                   "time limit of " + std::to_string(run->limits.wall_clock.count()) +
-                       " ms exceeded",
-                   /*raise=*/false);
+      detail::kill(
+          heap->L, ErrorKind::time_limit,
+          "time limit of " + std::to_string(run->limits.wall_clock.count()) + " ms exceeded",
+          /*raise=*/false);
     }
   }
   return block;
@@ -177,8 +177,7 @@ Error make_error(ErrorKind kind, int line, const std::string& message) {
 // Line of the innermost active Lua function of the script (0 if none).
 int current_line(lua_State* L, int first_level) {
   lua_Debug ar;
-  for (int level = first_level; level < first_level + 400 && lua_getstack(L, level, &ar);
-       ++level) {
+  for (int level = first_level; level < first_level + 400 && lua_getstack(L, level, &ar); ++level) {
     if (lua_getinfo(L, "l", &ar) && ar.currentline > 0) return ar.currentline;
   }
   return 0;
@@ -332,9 +331,9 @@ std::optional<Error> check_syntax(std::string_view source, std::string_view chun
   int status = luaL_loadbufferx(L, source.data(), source.size(), name.c_str(), "t");
   std::optional<Error> error;
   if (status == LUA_ERRMEM) {
-    error = make_error(ErrorKind::memory_limit, 0,
-                       "memory limit of " + std::to_string(heap.cap) +
-                           " bytes exceeded while compiling");
+    error = make_error(
+        ErrorKind::memory_limit, 0,
+        "memory limit of " + std::to_string(heap.cap) + " bytes exceeded while compiling");
   } else if (status != LUA_OK) {
     size_t n = 0;
     const char* s = lua_tolstring(L, -1, &n);
@@ -352,7 +351,7 @@ std::optional<Error> check_syntax(std::string_view source, std::string_view chun
 
 namespace {
 
-char kBaseKey;       // registry: table of base globals
+char kBaseKey;        // registry: table of base globals
 char kEnvMetaKey;     // registry: the metatable shared by every run's _ENV
 char kRunGlobalsKey;  // registry: read-only globals converted so far in this run (or nil)
 
@@ -515,9 +514,8 @@ struct SandboxAccess {
     }
     lua_pushvalue(L, -1);
     int ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    sb.cache_.emplace(std::string(source),
-                      Sandbox::CacheEntry{std::string(args->chunk_name), ctx->short_src, ref,
-                                          ++sb.clock_});
+    sb.cache_.emplace(std::string(source), Sandbox::CacheEntry{std::string(args->chunk_name),
+                                                               ctx->short_src, ref, ++sb.clock_});
     return true;
   }
 
@@ -580,13 +578,12 @@ struct SandboxAccess {
     for (int i = 3; i <= top; ++i) {
       nlohmann::json value;
       if (!detail::to_json(L, i, value, error)) {
-        host_error(ctx, ErrorKind::bad_value,
-                   "return value " + std::to_string(i - 2) + error);
+        host_error(ctx, ErrorKind::bad_value, "return value " + std::to_string(i - 2) + error);
         return 0;
       }
       result.values.push_back(std::move(value));
     }
-    if (env.vars) {
+    if (env.vars && env.return_vars) {
       lua_pushliteral(L, "vars");
       int type = lua_rawget(L, 2);
       if (type != LUA_TTABLE) {
@@ -608,10 +605,11 @@ struct SandboxAccess {
   }
 };
 
-Sandbox::Sandbox(SandboxOptions options)
-    : options_(options), heap_(std::make_unique<Heap>()) {}
+Sandbox::Sandbox(SandboxOptions options) : options_(options), heap_(std::make_unique<Heap>()) {}
 
-Sandbox::~Sandbox() { close_state(); }
+Sandbox::~Sandbox() {
+  close_state();
+}
 
 void Sandbox::open_state() {
   heap_->used = 0;
@@ -642,7 +640,9 @@ void Sandbox::close_state() {
   cache_.clear();
 }
 
-size_t Sandbox::memory_in_use() const { return L_ ? heap_->used : 0; }
+size_t Sandbox::memory_in_use() const {
+  return L_ ? heap_->used : 0;
+}
 
 void Sandbox::collect_garbage() {
   if (L_) lua_gc(L_, LUA_GCCOLLECT);
@@ -658,8 +658,8 @@ Result Sandbox::run(std::string_view source, std::string_view chunk_name, const 
   ctx.env = &env;
   ctx.deadline = Clock::now() + limits.wall_clock;
   ctx.next_clock_check = 1024;
-  heap_->cap = heap_->used + std::min(limits.memory_bytes,
-                                      std::numeric_limits<size_t>::max() - heap_->used);
+  heap_->cap =
+      heap_->used + std::min(limits.memory_bytes, std::numeric_limits<size_t>::max() - heap_->used);
   heap_->churn = 0;
   heap_->run = &ctx;
   *static_cast<RunContext**>(lua_getextraspace(L)) = &ctx;
@@ -679,9 +679,9 @@ Result Sandbox::run(std::string_view source, std::string_view chunk_name, const 
   if (ctx.killed) {
     result.error = make_error(ctx.kill_kind, ctx.kill_line, ctx.kill_message);
   } else if (status == LUA_ERRMEM) {
-    result.error = make_error(ErrorKind::memory_limit, 0,
-                              "memory limit of " + std::to_string(limits.memory_bytes) +
-                                  " bytes exceeded");
+    result.error =
+        make_error(ErrorKind::memory_limit, 0,
+                   "memory limit of " + std::to_string(limits.memory_bytes) + " bytes exceeded");
   } else if (ctx.has_error) {
     result.error = ctx.error;
   } else if (status != LUA_OK) {

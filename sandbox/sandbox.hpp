@@ -95,13 +95,19 @@ std::string expression_chunk(std::string_view expression);
 // JSON values and callbacks must stay alive until run() returns.
 struct Environment {
   struct Global {
-    std::string_view name;         // a Lua identifier, not a keyword or a library name
-    const nlohmann::json* value;   // read-only in the script (proxy tables)
+    std::string_view name;  // a Lua identifier, not a keyword or a library name
+    // Read-only in the script: converted on the first read of `name` in a run, to proxy
+    // tables (writes raise an error); scalars become plain Lua values.
+    const nlohmann::json* value;
   };
-  // Read-only globals (contact, message, flow, tenant, answer, response, ...).
+  // Read-only globals (contact, message, flow, tenant, answer, response, ...). A value
+  // nested deeper than Limits::json_depth fails the run with bad_value when first read.
   std::vector<Global> globals;
   // The read/write global `vars`; must be a JSON object. Null: the script has no `vars`.
   const nlohmann::json* vars = nullptr;
+  // False when the caller ignores the final `vars` (e.g. for `when` expressions): the run
+  // then skips converting it back and Result::vars stays null.
+  bool return_vars = true;
   // Receives one line per log(...) call (arguments joined by spaces; see docs). Empty: log()
   // does nothing. Called on the thread that called run(); must not call back into the
   // Sandbox. At most kMaxLogLines lines of at most kMaxLogLineBytes bytes are delivered.
@@ -122,7 +128,7 @@ inline constexpr size_t kMaxLogLineBytes = 4096;
 struct Result {
   std::optional<Error> error;          // set when the run failed; then the rest is empty
   std::vector<nlohmann::json> values;  // the chunk's return values in order (nil -> null)
-  nlohmann::json vars;                 // final `vars` (null when Environment::vars was null)
+  nlohmann::json vars;  // final `vars` (null when Environment::vars was null or !return_vars)
 
   bool ok() const { return !error; }
 };

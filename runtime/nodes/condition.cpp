@@ -42,7 +42,8 @@ std::optional<int> compare(const Json& a, const Json& b) {
 
 bool is_empty(const Json* v) {
   if (!v || v->is_null()) return true;
-  if (v->is_string() || v->is_array() || v->is_object()) return v->empty();
+  if (v->is_string()) return v->get_ref<const std::string&>().empty();
+  if (v->is_array() || v->is_object()) return v->empty();
   return false;
 }
 

@@ -1,0 +1,178 @@
+// Durable turns per second through the store, next to pgbench on the same cluster.
+//
+//   store_bench [--seconds S] [--clients 1,8,32] [--folder DIR] [--database-url URL]
+//
+// Without --database-url it starts a LocalPostgres (default, durable settings: fsync on,
+// synchronous commit) in a temporary folder. For each client count it runs that many
+// threads, each sending messages to its own conversation through
+// TurnProcessor::accept_and_process (inbox insert, contact lock, load state, executor turn,
+// state + journal + outbox + timers write, commit), then runs pgbench with turn.sql (BEGIN;
+// SELECT ... FOR UPDATE; UPDATE; INSERT; COMMIT) at the same client count on the same
+// database, and prints both rates and their ratio.
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "runtime/executor.hpp"
+#include "runtime/store/local_postgres.hpp"
+#include "runtime/store/turns.hpp"
+
+using namespace flowrt::runtime;
+
+namespace {
+
+const char* kFlow = R"({"format":"flowrt.flow/1","id":"loop","start":"ask","nodes":[
+  {"id":"ask","type":"question","text":"Say","save_as":"last","next":"ask"}]})";
+
+double store_rate(store::TurnProcessor& turns, const std::string& tenant,
+                  const std::string& channel, int clients, int seconds, int round) {
+  std::atomic<bool> stop{false};
+  std::atomic<long> done{0};
+  std::atomic<long> failed{0};
+  std::vector<std::thread> threads;
+  for (int c = 0; c < clients; ++c) {
+    threads.emplace_back([&, c] {
+      store::InboundMessage m;
+      m.tenant_id = tenant;
+      m.channel_id = channel;
+      m.contact.id = "bench-" + std::to_string(round) + "-" + std::to_string(c);
+      for (long i = 0; !stop; ++i) {
+        m.event.text = "message " + std::to_string(i);
+        m.provider_message_id = m.contact.id + "-" + std::to_string(i);
+        auto outcome = turns.accept_and_process(m, store::Delivery::outbox);
+        if (outcome.kind == store::TurnOutcome::Kind::processed) {
+          ++done;
+        } else {
+          ++failed;
+        }
+      }
+    });
+  }
+  auto start = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(std::chrono::seconds(seconds));
+  stop = true;
+  for (auto& t : threads) t.join();
+  double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (failed) std::cerr << failed << " turns did not process\n";
+  return done / elapsed;
+}
+
+double pgbench_rate(const store::LocalPostgres* server, const std::string& database_url,
+                    const std::string& script, int clients, int seconds) {
+  std::string out = "/tmp/flowrt-pgbench-" + std::to_string(getpid()) + ".txt";
+  std::string args = "-n -f '" + script + "' -c " + std::to_string(clients) + " -j " +
+                     std::to_string(std::min(clients, 2)) + " -T " + std::to_string(seconds);
+  int status;
+  if (server) {
+    status = server->run_client("pgbench", args + " flowrt > " + out + " 2>&1");
+  } else {
+    status = std::system(("/usr/lib/postgresql/15/bin/pgbench " + args + " '" + database_url +
+                          "' > " + out + " 2>&1")
+                             .c_str());
+  }
+  std::ifstream in(out);
+  std::stringstream text;
+  text << in.rdbuf();
+  std::remove(out.c_str());
+  auto at = text.str().find("tps = ");
+  if (status != 0 || at == std::string::npos) {
+    std::cerr << "pgbench failed:\n" << text.str();
+    return 0;
+  }
+  return std::stod(text.str().substr(at + 6));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int seconds = 5;
+  std::vector<int> client_counts{1, 8, 32};
+  std::string folder, url;
+  std::string script = std::string(FLOWRT_BENCH_STORE_DIR) + "/turn.sql";
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string flag = argv[i], value = argv[i + 1];
+    if (flag == "--seconds") {
+      seconds = std::stoi(value);
+    } else if (flag == "--folder") {
+      folder = value;
+    } else if (flag == "--database-url") {
+      url = value;
+    } else if (flag == "--clients") {
+      client_counts.clear();
+      std::stringstream list(value);
+      for (std::string item; std::getline(list, item, ',');)
+        client_counts.push_back(std::stoi(item));
+    } else {
+      std::cerr << "unknown flag " << flag << "\n";
+      return 2;
+    }
+  }
+  std::unique_ptr<store::LocalPostgres> server;
+  bool remove_folder = false;
+  if (url.empty()) {
+    if (folder.empty()) {
+      char pattern[] = "/tmp/flowrt-bench-XXXXXX";
+      folder = mkdtemp(pattern);
+      remove_folder = true;
+    }
+    store::LocalPostgresOptions options;
+    options.folder = folder;
+    server = std::make_unique<store::LocalPostgres>(options);
+    server->start();
+    url = server->url();
+  }
+  int max_clients = *std::max_element(client_counts.begin(), client_counts.end());
+  store::StoreOptions options;
+  options.database_url = url;
+  options.pool_size = max_clients + 2;
+  options.migrations_folder = FLOWRT_SOURCE_MIGRATIONS_DIR;
+  store::Store db(options);
+  db.migrate();
+  {
+    pqxx::connection c(url);
+    pqxx::work tx(c);
+    tx.exec("DROP TABLE IF EXISTS bench_conversations, bench_journal");
+    tx.exec(
+        "CREATE TABLE bench_conversations (id int PRIMARY KEY, n bigint NOT NULL, "
+        "state text NOT NULL)");
+    tx.exec(
+        "INSERT INTO bench_conversations SELECT g, 0, 'waiting' FROM generate_series(1, 1000) g");
+    tx.exec(
+        "CREATE TABLE bench_journal (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+        "conversation int NOT NULL, data jsonb NOT NULL, at timestamptz DEFAULT now())");
+    tx.commit();
+  }
+  auto tenant = db.create_tenant("bench").first.id;
+  db.create_flow(tenant, "loop", "", Json::parse(kFlow));
+  db.publish_flow(tenant, "loop", "bench");
+  store::Channel channel;
+  channel.tenant_id = tenant;
+  channel.provider = "webhook";
+  channel.flow_id = "loop";
+  auto channel_id = db.create_channel(channel).id;
+
+  SystemClock clock;
+  Executor executor(ExecutorServices{&clock, nullptr, nullptr});
+  store::TurnProcessor turns(db, executor);
+
+  std::printf("%-8s %14s %14s %8s\n", "clients", "store turns/s", "pgbench tps", "ratio");
+  int round = 0;
+  for (int clients : client_counts) {
+    double ours = store_rate(turns, tenant, channel_id, clients, seconds, round++);
+    double theirs = pgbench_rate(server.get(), url, script, clients, seconds);
+    std::printf("%-8d %14.0f %14.0f %8.2f\n", clients, ours, theirs,
+                theirs > 0 ? ours / theirs : 0.0);
+    std::fflush(stdout);
+  }
+  if (server) server->stop();
+  if (remove_folder) std::filesystem::remove_all(folder);
+  return 0;
+}

@@ -1,0 +1,144 @@
+// A fixed-size pool of PostgreSQL connections and the retry loop every store transaction
+// runs in.
+//
+// Connections are opened lazily, up to `size`; a caller that finds every connection in use
+// waits for one. A connection that broke is dropped and replaced on next use.
+//
+// transact() runs a function inside one READ COMMITTED transaction and commits it. It
+// retries the whole function when retrying is safe: serialization failures, deadlocks, and
+// a connection lost before COMMIT was sent (the server rolled the transaction back). A
+// connection lost during COMMIT (pqxx::in_doubt_error) is never retried: the outcome is
+// unknown, and the error reaches the caller. The function may therefore run more than once
+// and must not keep effects outside the transaction from an attempt that failed.
+//
+// Thread-safe.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <pqxx/pqxx>
+
+namespace flowrt::runtime::store {
+
+struct PoolOptions {
+  std::string url;       // libpq connection string or postgresql:// URL
+  int size = 8;          // most connections open at once
+  int max_attempts = 5;  // attempts of a transaction before a retryable error is rethrown
+  std::chrono::milliseconds acquire_timeout{30'000};
+};
+
+// Thrown when no connection could be had within acquire_timeout.
+class PoolTimeout : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class ConnectionPool {
+ public:
+  explicit ConnectionPool(PoolOptions options);
+  ~ConnectionPool();
+  ConnectionPool(const ConnectionPool&) = delete;
+  ConnectionPool& operator=(const ConnectionPool&) = delete;
+
+  // Exclusive use of one connection until the Lease is destroyed.
+  class Lease {
+   public:
+    Lease(Lease&& other) noexcept;
+    Lease& operator=(Lease&&) = delete;
+    ~Lease();
+    pqxx::connection& operator*() { return *connection_; }
+    pqxx::connection* operator->() { return connection_.get(); }
+    // The connection is not returned to the pool (it broke, or its session state is odd).
+    void discard() { discard_ = true; }
+
+   private:
+    friend class ConnectionPool;
+    Lease(ConnectionPool* pool, std::unique_ptr<pqxx::connection> connection)
+        : pool_(pool), connection_(std::move(connection)) {}
+    ConnectionPool* pool_;
+    std::unique_ptr<pqxx::connection> connection_;
+    bool discard_ = false;
+  };
+
+  // Waits for a free connection (opening one if fewer than `size` exist).
+  Lease acquire();
+
+  // Runs fn(pqxx::work&) in a transaction, commits, returns fn's result. See the file comment
+  // for what is retried.
+  template <class F>
+  auto transact(F&& fn) -> decltype(fn(std::declval<pqxx::work&>()));
+
+  // Same, outside any transaction block (each statement commits on its own).
+  template <class F>
+  auto autocommit(F&& fn) -> decltype(fn(std::declval<pqxx::nontransaction&>()));
+
+  const PoolOptions& options() const { return options_; }
+
+  // True for errors after which the same transaction may simply be run again.
+  static bool retryable(const std::exception& error);
+
+ private:
+  void release(std::unique_ptr<pqxx::connection> connection, bool discard);
+  void backoff(int attempt);
+
+  PoolOptions options_;
+  std::mutex mutex_;
+  std::condition_variable available_;
+  std::vector<std::unique_ptr<pqxx::connection>> idle_;
+  int open_ = 0;
+};
+
+template <class F>
+auto ConnectionPool::transact(F&& fn) -> decltype(fn(std::declval<pqxx::work&>())) {
+  for (int attempt = 1;; ++attempt) {
+    std::optional<Lease> lease;
+    try {
+      lease.emplace(acquire());
+      pqxx::work work(**lease);
+      if constexpr (std::is_void_v<decltype(fn(work))>) {
+        fn(work);
+        work.commit();
+        return;
+      } else {
+        auto result = fn(work);
+        work.commit();
+        return result;
+      }
+    } catch (const pqxx::in_doubt_error&) {
+      if (lease) lease->discard();
+      throw;
+    } catch (const std::exception& error) {
+      if (lease && dynamic_cast<const pqxx::broken_connection*>(&error)) lease->discard();
+      if (!retryable(error) || attempt >= options_.max_attempts) throw;
+    }
+    lease.reset();
+    backoff(attempt);
+  }
+}
+
+template <class F>
+auto ConnectionPool::autocommit(F&& fn) -> decltype(fn(std::declval<pqxx::nontransaction&>())) {
+  for (int attempt = 1;; ++attempt) {
+    std::optional<Lease> lease;
+    try {
+      lease.emplace(acquire());
+      pqxx::nontransaction work(**lease);
+      return fn(work);
+    } catch (const std::exception& error) {
+      if (lease && dynamic_cast<const pqxx::broken_connection*>(&error)) lease->discard();
+      if (!retryable(error) || attempt >= options_.max_attempts) throw;
+    }
+    lease.reset();
+    backoff(attempt);
+  }
+}
+
+}  // namespace flowrt::runtime::store

@@ -1,0 +1,740 @@
+// Turn processing over PostgreSQL. See turns.hpp for the design; this file is the SQL.
+#include "runtime/store/turns.hpp"
+
+#include <algorithm>
+
+#include "runtime/store/util.hpp"
+
+namespace flowrt::runtime::store {
+namespace {
+
+// Something other than the database failed while running a turn (the executor or flow
+// loading threw). The turn's transaction is rolled back and the inbox row's attempt counted.
+class TurnError : public std::runtime_error {
+ public:
+  TurnError(int64_t inbox_id, const std::string& message)
+      : std::runtime_error(message), inbox_id(inbox_id) {}
+  int64_t inbox_id;
+};
+
+const char* kind_name(InboundEvent::Kind kind) {
+  switch (kind) {
+    case InboundEvent::Kind::message:
+      return "message";
+    case InboundEvent::Kind::timeout:
+      return "timeout";
+    case InboundEvent::Kind::resume:
+      return "resume";
+    case InboundEvent::Kind::start:
+      return "start";
+  }
+  return "message";
+}
+
+InboundEvent::Kind parse_kind(const std::string& kind) {
+  if (kind == "timeout") return InboundEvent::Kind::timeout;
+  if (kind == "resume") return InboundEvent::Kind::resume;
+  if (kind == "start") return InboundEvent::Kind::start;
+  return InboundEvent::Kind::message;
+}
+
+// What the inbox row keeps of an InboundEvent and the contact's latest name and phone.
+Json event_payload(const InboundEvent& event, const Contact& contact) {
+  Json payload = Json::object();
+  if (!event.text.empty()) payload["text"] = event.text;
+  if (!event.data.is_null() && !(event.data.is_object() && event.data.empty())) {
+    payload["data"] = event.data;
+  }
+  if (event.wait_seq) payload["wait_seq"] = event.wait_seq;
+  if (!event.node.empty()) payload["node"] = event.node;
+  if (!contact.name.empty()) payload["name"] = contact.name;
+  if (!contact.phone.empty()) payload["phone"] = contact.phone;
+  return payload;
+}
+
+InboundEvent event_from(const std::string& kind, const Json& payload) {
+  InboundEvent event;
+  event.kind = parse_kind(kind);
+  event.text = payload.value("text", std::string());
+  if (payload.contains("data")) event.data = payload["data"];
+  event.wait_seq = payload.value("wait_seq", uint64_t{0});
+  event.node = payload.value("node", std::string());
+  return event;
+}
+
+constexpr const char* kOpenStatuses = "('active', 'waiting', 'handoff')";
+
+// Runs a statement of the turn's hot path as a prepared statement of the connection
+// (prepared on first use; preparing again with the same text is a no-op in libpqxx).
+template <class... Args>
+pqxx::result prepared(pqxx::transaction_base& tx, const char* name, const std::string& sql,
+                      Args&&... args) {
+  tx.conn().prepare(name, sql);
+  return tx.exec_prepared(name, std::forward<Args>(args)...);
+}
+
+}  // namespace
+
+class TurnProcessor::Impl {
+ public:
+  Impl(Store& store, const Executor& executor, TurnProcessorOptions options)
+      : store(store), executor(executor), options(std::move(options)) {}
+
+  Store& store;
+  const Executor& executor;
+  TurnProcessorOptions options;
+
+  // --- parsed flow versions, shared by all turns -----------------------------------------
+  std::mutex cache_mutex;
+  std::map<std::tuple<std::string, std::string, int>, std::shared_ptr<const Flow>> cache;
+
+  // Returns the parsed version, or null with `error` set.
+  std::shared_ptr<const Flow> load_flow(pqxx::work& tx, const std::string& tenant,
+                                        const std::string& flow_id, int version,
+                                        std::string& error) {
+    auto key = std::make_tuple(tenant, flow_id, version);
+    {
+      std::lock_guard lock(cache_mutex);
+      auto it = cache.find(key);
+      if (it != cache.end()) return it->second;
+    }
+    auto rows = tx.exec_params(
+        "SELECT document::text FROM flow_versions WHERE tenant_id = $1 AND flow_id = $2 AND "
+        "version = $3",
+        tenant, flow_id, version);
+    if (rows.empty()) {
+      error = "flow " + flow_id + " version " + std::to_string(version) + " does not exist";
+      return nullptr;
+    }
+    ParseResult parsed = parse_flow(Json::parse(rows[0][0].as<std::string>()), options.parse);
+    if (!parsed.flow) {
+      error = "flow " + flow_id + " version " + std::to_string(version) + " cannot be loaded";
+      for (const auto& problem : parsed.problems) {
+        if (problem.is_error()) error += "; " + problem.path + ": " + problem.message;
+      }
+      return nullptr;
+    }
+    std::lock_guard lock(cache_mutex);
+    if (cache.size() >= options.flow_cache_entries) cache.clear();
+    cache.emplace(key, parsed.flow);
+    return parsed.flow;
+  }
+
+  // Finds `jump` targets inside the turn's transaction.
+  class Resolver : public FlowResolver {
+   public:
+    Resolver(Impl& impl, pqxx::work& tx, std::string tenant)
+        : impl_(impl), tx_(tx), tenant_(std::move(tenant)) {}
+    Found find(const std::string& flow_id) const override {
+      auto rows = tx_.exec_params(
+          "SELECT latest_version FROM flows WHERE tenant_id = $1 AND id = $2 AND deleted_at IS "
+          "NULL",
+          tenant_, flow_id);
+      if (rows.empty() || rows[0][0].as<int>() == 0) return {};
+      int version = rows[0][0].as<int>();
+      std::string error;
+      auto flow = impl_.load_flow(tx_, tenant_, flow_id, version, error);
+      if (!flow) return {};
+      return {flow, version};
+    }
+
+   private:
+    Impl& impl_;
+    pqxx::work& tx_;
+    std::string tenant_;
+  };
+
+  // --- contacts --------------------------------------------------------------------------
+
+  // Finds or creates the contact and locks its row until the transaction ends.
+  int64_t lock_contact(pqxx::work& tx, const std::string& tenant, const std::string& channel,
+                       const Contact& contact) {
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      auto rows = prepared(
+          tx, "contact_lock",
+          "SELECT id FROM contacts WHERE tenant_id = $1 AND channel_id = $2 AND external_id = $3 "
+          "FOR NO KEY UPDATE",
+          tenant, channel, contact.id);
+      if (!rows.empty()) return rows[0][0].as<int64_t>();
+      rows = prepared(tx, "contact_insert",
+                      "INSERT INTO contacts (tenant_id, channel_id, external_id, name, phone) "
+                      "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING id",
+                      tenant, channel, contact.id, contact.name, contact.phone);
+      if (!rows.empty()) return rows[0][0].as<int64_t>();  // our own insert locks it
+    }
+    throw std::runtime_error("could not create contact " + contact.id);
+  }
+
+  // --- one turn --------------------------------------------------------------------------
+
+  void mark_failed(pqxx::work& tx, int64_t inbox_id, const std::string& error) {
+    tx.exec_params(
+        "UPDATE inbox SET state = 'failed', error = $2, attempts = attempts + 1, "
+        "processed_at = now() WHERE id = $1",
+        inbox_id, error);
+  }
+
+  // Processes the contact's oldest pending inbox row inside `tx` (the contact is locked).
+  // nullopt if there is none, or if it is waiting out a retry delay. Rows other than
+  // `target` always deliver through the outbox.
+  std::optional<TurnOutcome> process_one(pqxx::work& tx, const std::string& tenant,
+                                         int64_t contact_id, int64_t target, Delivery delivery) {
+    // The oldest pending row, the contact, the tenant's name and secrets, and the
+    // conversation the row goes to (the one it names, else the contact's open one). The
+    // conversation needs no row lock of its own: every writer of a conversation holds its
+    // contact's lock, taken before this statement, so this read sees the latest state.
+    auto rows = prepared(
+        tx, "inbox_oldest",
+        std::string(
+            "SELECT i.id, i.kind, i.payload::text, COALESCE(i.conversation_id, ''), i.channel_id, "
+            "       i.available_at <= clock_timestamp(), c.external_id, c.name, c.phone, t.name, "
+            "       COALESCE((SELECT jsonb_object_agg(s.name, s.value) FROM secrets s "
+            "                 WHERE s.tenant_id = $1), '{}'::jsonb)::text, "
+            "       v.id, v.channel_id, v.flow_id, v.flow_version, v.status, v.node, v.vars::text, "
+            "       v.attempts, v.wait_seq, v.handoff_queue, v.handoff_note, v.error "
+            "FROM inbox i "
+            "JOIN contacts c ON c.tenant_id = i.tenant_id AND c.id = i.contact_id "
+            "JOIN tenants t ON t.id = i.tenant_id "
+            "LEFT JOIN LATERAL ("
+            "  (SELECT * FROM conversations v1 WHERE i.conversation_id IS NOT NULL "
+            "     AND v1.tenant_id = $1 AND v1.id = i.conversation_id) "
+            "  UNION ALL "
+            "  (SELECT * FROM conversations v2 WHERE i.conversation_id IS NULL "
+            "     AND v2.tenant_id = $1 AND v2.contact_id = $2 AND v2.status IN ") +
+            kOpenStatuses +
+            ") LIMIT 1) v ON true "
+            "WHERE i.tenant_id = $1 AND i.contact_id = $2 AND i.state = 'pending' "
+            "ORDER BY i.id LIMIT 1",
+        tenant, contact_id);
+    if (rows.empty()) return std::nullopt;
+    const auto& row = rows[0];
+    TurnOutcome outcome;
+    outcome.inbox_id = row[0].as<int64_t>();
+    if (!row[5].as<bool>() && outcome.inbox_id != target) return std::nullopt;
+    if (outcome.inbox_id != target) delivery = Delivery::outbox;
+    const std::string kind = row[1].as<std::string>();
+    const std::string target_conversation = row[3].as<std::string>();
+    const std::string inbox_channel = row[4].as<std::string>();
+
+    try {
+      Json payload = Json::parse(row[2].as<std::string>());
+      InboundEvent event = event_from(kind, payload);
+      Contact contact{row[6].as<std::string>(), row[7].as<std::string>(), row[8].as<std::string>()};
+      std::string new_name = payload.value("name", std::string());
+      std::string new_phone = payload.value("phone", std::string());
+      if (!new_name.empty()) contact.name = new_name;
+      if (!new_phone.empty()) contact.phone = new_phone;
+      TenantContext tenant_context;
+      tenant_context.id = tenant;
+      tenant_context.name = row[9].as<std::string>();
+      tenant_context.secrets = Json::parse(row[10].as<std::string>());
+
+      // The conversation.
+      const bool found = !row[11].is_null();
+      if (!found && !target_conversation.empty()) {
+        mark_failed(tx, outcome.inbox_id,
+                    "conversation " + target_conversation + " does not exist");
+        outcome.kind = TurnOutcome::Kind::failed;
+        outcome.error = "conversation " + target_conversation + " does not exist";
+        return outcome;
+      }
+      ConversationState state;
+      std::string conversation_id;
+      std::string channel_id = inbox_channel;
+      if (found) {
+        conversation_id = row[11].as<std::string>();
+        channel_id = row[12].as<std::string>();
+        state.flow_id = row[13].as<std::string>();
+        state.flow_version = row[14].as<int>();
+        state.status = parse_status(row[15].as<std::string>()).value_or(Status::failed);
+        state.node = row[16].as<std::string>();
+        state.vars = Json::parse(row[17].as<std::string>());
+        state.attempts = row[18].as<int>();
+        state.wait_seq = static_cast<uint64_t>(row[19].as<int64_t>());
+        state.handoff_queue = row[20].as<std::string>();
+        state.handoff_note = row[21].as<std::string>();
+        state.error = row[22].as<std::string>();
+      } else {
+        auto bound = tx.exec_params(
+            "SELECT ch.flow_id, f.latest_version FROM channels ch "
+            "JOIN flows f ON f.tenant_id = ch.tenant_id AND f.id = ch.flow_id "
+            "WHERE ch.tenant_id = $1 AND ch.id = $2",
+            tenant, inbox_channel);
+        std::string problem;
+        if (bound.empty()) {
+          problem = "channel " + inbox_channel + " does not exist";
+        } else if (bound[0][1].as<int>() == 0) {
+          problem = "channel " + inbox_channel + " is bound to flow " +
+                    bound[0][0].as<std::string>() + ", which has no published version; publish it";
+        }
+        if (!problem.empty()) {
+          mark_failed(tx, outcome.inbox_id, problem);
+          outcome.kind = TurnOutcome::Kind::failed;
+          outcome.error = problem;
+          return outcome;
+        }
+        conversation_id = random_token("cv_", 12);
+        state.flow_id = bound[0][0].as<std::string>();
+        state.flow_version = bound[0][1].as<int>();
+      }
+      outcome.conversation_id = conversation_id;
+
+      // The turn.
+      TurnResult result;
+      std::string error;
+      auto flow = load_flow(tx, tenant, state.flow_id, state.flow_version, error);
+      if (flow) {
+        Resolver resolver(*this, tx, tenant);
+        tenant_context.flows = &resolver;
+        TurnInput input{flow, state, contact, event, &tenant_context};
+        result = executor.run_turn(std::move(input));
+      } else {
+        result.state = state;
+        result.state.status = Status::failed;
+        result.state.error = error;
+        result.journal.push_back({"error", Json{{"message", error}}, 0});
+      }
+      write_turn(tx, tenant, conversation_id, channel_id, contact_id, contact, result, delivery,
+                 outcome.inbox_id);
+      if (options.before_commit) options.before_commit(outcome.inbox_id);
+      outcome.kind = TurnOutcome::Kind::processed;
+      outcome.status = result.state.status;
+      outcome.error = result.state.error;
+      outcome.replies = std::move(result.messages);
+      return outcome;
+    } catch (const pqxx::failure&) {
+      throw;
+    } catch (const std::exception& error) {
+      throw TurnError(outcome.inbox_id, error.what());
+    }
+  }
+
+  void write_turn(pqxx::work& tx, const std::string& tenant, const std::string& conversation_id,
+                  const std::string& channel_id, int64_t contact_id, const Contact& contact,
+                  const TurnResult& result, Delivery delivery, int64_t inbox_id) {
+    const ConversationState& s = result.state;
+    Json journal = Json::array();
+    for (const auto& event : result.journal) {
+      journal.push_back({{"type", event.type}, {"data", event.data}, {"at", event.at_ms}});
+    }
+    Json messages = Json::array();
+    for (const auto& message : result.messages) messages.push_back({{"text", message.text}});
+    const bool keep_current_wait = s.status == Status::waiting;
+    const bool arm = result.timer.has_value();
+    prepared(
+        tx, "turn_write",
+        "WITH conv AS ("
+        "  INSERT INTO conversations AS c (tenant_id, id, channel_id, contact_id, flow_id, "
+        "    flow_version, status, node, vars, attempts, wait_seq, handoff_queue, handoff_note, "
+        "    error, turns, ended_at) "
+        "  VALUES ($1, $2, $3, $4, $5, $6, $7::text, $8, $9::jsonb, $10, $11, $12, $13, $14, 1, "
+        "    CASE WHEN $7::text IN ('ended', 'failed') THEN now() END) "
+        "  ON CONFLICT (tenant_id, id) DO UPDATE SET flow_id = EXCLUDED.flow_id, "
+        "    flow_version = EXCLUDED.flow_version, status = EXCLUDED.status, node = EXCLUDED.node, "
+        "    vars = EXCLUDED.vars, attempts = EXCLUDED.attempts, wait_seq = EXCLUDED.wait_seq, "
+        "    handoff_queue = EXCLUDED.handoff_queue, handoff_note = EXCLUDED.handoff_note, "
+        "    error = EXCLUDED.error, turns = c.turns + 1, updated_at = now(), "
+        "    ended_at = COALESCE(c.ended_at, EXCLUDED.ended_at) "
+        "  RETURNING 1), "
+        "ev AS ("
+        "  INSERT INTO events (tenant_id, conversation_id, type, data, at) "
+        "  SELECT $1, $2, e.value->>'type', e.value->'data', "
+        "    CASE WHEN (e.value->>'at')::bigint > 0 "
+        "      THEN to_timestamp((e.value->>'at')::float8 / 1000.0) ELSE now() END "
+        "  FROM jsonb_array_elements($15::jsonb) WITH ORDINALITY AS e(value, n) ORDER BY e.n "
+        "  RETURNING 1), "
+        "ob AS ("
+        "  INSERT INTO outbox (tenant_id, conversation_id, channel_id, contact_id, payload, state, "
+        "    sent_at) "
+        "  SELECT $1, $2, $3, $4, m.value, $16::text, CASE WHEN $16::text = 'sent' THEN now() END "
+        "  FROM jsonb_array_elements($17::jsonb) WITH ORDINALITY AS m(value, n) ORDER BY m.n "
+        "  RETURNING 1), "
+        "td AS ("
+        "  DELETE FROM timers WHERE tenant_id = $1 AND conversation_id = $2 "
+        "    AND (NOT $18::boolean OR wait_seq <> $11) RETURNING 1), "
+        "ti AS ("
+        "  INSERT INTO timers (tenant_id, conversation_id, contact_id, node, wait_seq, fire_at) "
+        "  SELECT $1, $2, $4, $19, $20, to_timestamp($21::float8 / 1000.0) WHERE $22::boolean "
+        "  RETURNING 1), "
+        "cu AS ("
+        "  UPDATE contacts SET name = $24, phone = $25 WHERE tenant_id = $1 AND id = $4 "
+        "    AND (name <> $24 OR phone <> $25) RETURNING 1) "
+        "UPDATE inbox SET state = 'done', processed_at = now(), attempts = attempts + 1, "
+        "  result_conversation = $2, error = '' WHERE id = $23",
+        tenant, conversation_id, channel_id, contact_id, s.flow_id, s.flow_version,
+        std::string(to_string(s.status)), s.node, s.vars.dump(), s.attempts,
+        static_cast<int64_t>(s.wait_seq), s.handoff_queue, s.handoff_note, s.error, journal.dump(),
+        delivery == Delivery::inline_ ? "sent" : "pending", messages.dump(), keep_current_wait,
+        arm ? result.timer->node : std::string(),
+        arm ? static_cast<int64_t>(result.timer->wait_seq) : int64_t{0},
+        arm ? result.timer->fire_at_ms : int64_t{0}, arm, inbox_id, contact.name, contact.phone);
+  }
+
+  // Processes the contact's pending rows, oldest first, until `target` is done.
+  TurnOutcome drain_until(pqxx::work& tx, const std::string& tenant, int64_t contact_id,
+                          int64_t target, Delivery delivery) {
+    for (;;) {
+      auto outcome = process_one(tx, tenant, contact_id, target, delivery);
+      if (!outcome) {
+        TurnOutcome pending;
+        pending.kind = TurnOutcome::Kind::pending;
+        pending.inbox_id = target;
+        pending.error = "an earlier message of this contact is waiting to be retried";
+        return pending;
+      }
+      if (outcome->inbox_id == target) return *outcome;
+    }
+  }
+
+  // Counts a failed attempt at `inbox_id`; after max_inbox_attempts the row is set aside.
+  void record_failure(int64_t inbox_id, const std::string& error) {
+    store.pool().transact([&](pqxx::work& tx) {
+      tx.exec_params(
+          "UPDATE inbox SET attempts = attempts + 1, error = $2, "
+          "  available_at = now() + make_interval(secs => LEAST(60, power(2, attempts))), "
+          "  state = CASE WHEN attempts + 1 >= $3 THEN 'failed' ELSE 'pending' END, "
+          "  processed_at = CASE WHEN attempts + 1 >= $3 THEN now() END "
+          "WHERE id = $1 AND state = 'pending'",
+          inbox_id, error, options.max_inbox_attempts);
+    });
+  }
+
+  std::optional<int64_t> insert_inbox(pqxx::work& tx, const std::string& tenant,
+                                      const std::string& channel, const std::string& message_id,
+                                      int64_t contact_id, const std::string& conversation_id,
+                                      InboundEvent::Kind kind, const Json& payload) {
+    auto rows = prepared(
+        tx, "inbox_insert",
+        "INSERT INTO inbox (tenant_id, channel_id, provider_message_id, contact_id, "
+        "  conversation_id, kind, payload) "
+        "VALUES ($1, $2, NULLIF($3, ''), $4, NULLIF($5, ''), $6, $7::jsonb) "
+        "ON CONFLICT (tenant_id, channel_id, provider_message_id) DO NOTHING RETURNING id",
+        tenant, channel, message_id, contact_id, conversation_id, kind_name(kind), payload.dump());
+    if (rows.empty()) return std::nullopt;
+    return rows[0][0].as<int64_t>();
+  }
+};
+
+TurnProcessor::TurnProcessor(Store& store, const Executor& executor, TurnProcessorOptions options)
+    : store_(store), impl_(std::make_unique<Impl>(store, executor, std::move(options))) {}
+
+TurnProcessor::~TurnProcessor() = default;
+
+AcceptResult TurnProcessor::accept_inbound(const InboundMessage& message) {
+  if (message.contact.id.empty()) {
+    throw StoreError(StoreError::Code::invalid, "an inbound message needs a contact id");
+  }
+  const Json payload = event_payload(message.event, message.contact);
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    auto result =
+        store_.pool().autocommit([&](pqxx::nontransaction& tx) -> std::optional<AcceptResult> {
+          auto rows = tx.exec_params(
+              "WITH found AS (SELECT id FROM contacts WHERE tenant_id = $1 AND channel_id = $2 "
+              "                 AND external_id = $3), "
+              "ins AS (INSERT INTO contacts (tenant_id, channel_id, external_id, name, phone) "
+              "        SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM found) "
+              "        ON CONFLICT DO NOTHING RETURNING id), "
+              "c AS (SELECT id FROM found UNION ALL SELECT id FROM ins) "
+              "INSERT INTO inbox (tenant_id, channel_id, provider_message_id, contact_id, kind, "
+              "  payload) "
+              "SELECT $1, $2, NULLIF($6, ''), c.id, $7, $8::jsonb FROM c "
+              "ON CONFLICT (tenant_id, channel_id, provider_message_id) DO NOTHING "
+              "RETURNING id, contact_id",
+              message.tenant_id, message.channel_id, message.contact.id, message.contact.name,
+              message.contact.phone, message.provider_message_id, kind_name(message.event.kind),
+              payload.dump());
+          if (!rows.empty()) {
+            return AcceptResult{false, rows[0][0].as<int64_t>(), rows[0][1].as<int64_t>()};
+          }
+          if (!message.provider_message_id.empty()) {
+            auto dup = tx.exec_params(
+                "SELECT id, contact_id FROM inbox WHERE tenant_id = $1 AND channel_id = $2 AND "
+                "provider_message_id = $3",
+                message.tenant_id, message.channel_id, message.provider_message_id);
+            if (!dup.empty()) {
+              return AcceptResult{true, dup[0][0].as<int64_t>(), dup[0][1].as<int64_t>()};
+            }
+          }
+          return std::nullopt;  // the contact was being created concurrently: try again
+        });
+    if (result) return *result;
+  }
+  throw std::runtime_error("could not store the inbound message for contact " + message.contact.id);
+}
+
+TurnOutcome TurnProcessor::accept_and_process(const InboundMessage& message, Delivery delivery) {
+  if (message.contact.id.empty()) {
+    throw StoreError(StoreError::Code::invalid, "an inbound message needs a contact id");
+  }
+  const Json payload = event_payload(message.event, message.contact);
+  try {
+    return store_.pool().transact([&](pqxx::work& tx) -> TurnOutcome {
+      // Common case in one round trip: the contact exists; lock it and store the event.
+      auto fast = prepared(
+          tx, "contact_lock_inbox_insert",
+          "WITH c AS (SELECT id FROM contacts WHERE tenant_id = $1 AND channel_id = $2 "
+          "           AND external_id = $3 FOR NO KEY UPDATE) "
+          "INSERT INTO inbox (tenant_id, channel_id, provider_message_id, contact_id, kind, "
+          "  payload) "
+          "SELECT $1, $2, NULLIF($4, ''), c.id, $5, $6::jsonb FROM c "
+          "ON CONFLICT (tenant_id, channel_id, provider_message_id) DO NOTHING "
+          "RETURNING id, contact_id",
+          message.tenant_id, message.channel_id, message.contact.id, message.provider_message_id,
+          kind_name(message.event.kind), payload.dump());
+      if (!fast.empty()) {
+        return impl_->drain_until(tx, message.tenant_id, fast[0][1].as<int64_t>(),
+                                  fast[0][0].as<int64_t>(), delivery);
+      }
+      // A new contact, or a duplicate.
+      int64_t contact_id =
+          impl_->lock_contact(tx, message.tenant_id, message.channel_id, message.contact);
+      auto inbox_id = impl_->insert_inbox(tx, message.tenant_id, message.channel_id,
+                                          message.provider_message_id, contact_id, "",
+                                          message.event.kind, payload);
+      if (!inbox_id) {
+        auto dup = tx.exec_params(
+            "SELECT id, COALESCE(result_conversation, '') FROM inbox WHERE tenant_id = $1 AND "
+            "channel_id = $2 AND provider_message_id = $3",
+            message.tenant_id, message.channel_id, message.provider_message_id);
+        TurnOutcome outcome;
+        outcome.kind = TurnOutcome::Kind::duplicate;
+        if (!dup.empty()) {
+          outcome.inbox_id = dup[0][0].as<int64_t>();
+          outcome.conversation_id = dup[0][1].as<std::string>();
+        }
+        return outcome;
+      }
+      return impl_->drain_until(tx, message.tenant_id, contact_id, *inbox_id, delivery);
+    });
+  } catch (const TurnError& error) {
+    // The turn itself threw: keep the message durably and let the workers retry it.
+    AcceptResult accepted = accept_inbound(message);
+    TurnOutcome outcome;
+    outcome.inbox_id = accepted.inbox_id;
+    if (accepted.duplicate) {
+      outcome.kind = TurnOutcome::Kind::duplicate;
+      return outcome;
+    }
+    impl_->record_failure(accepted.inbox_id, error.what());
+    outcome.kind = TurnOutcome::Kind::pending;
+    outcome.error = error.what();
+    return outcome;
+  }
+}
+
+std::optional<TurnOutcome> TurnProcessor::process_contact(const std::string& tenant_id,
+                                                          int64_t contact_id, bool wait_for_lock,
+                                                          Delivery delivery) {
+  try {
+    return store_.pool().transact([&](pqxx::work& tx) -> std::optional<TurnOutcome> {
+      auto locked =
+          prepared(tx, wait_for_lock ? "contact_lock_wait" : "contact_lock_skip",
+                   wait_for_lock ? "SELECT 1 FROM contacts WHERE tenant_id = $1 AND id = $2 "
+                                   "FOR NO KEY UPDATE"
+                                 : "SELECT 1 FROM contacts WHERE tenant_id = $1 AND id = $2 "
+                                   "FOR NO KEY UPDATE SKIP LOCKED",
+                   tenant_id, contact_id);
+      if (locked.empty()) return std::nullopt;
+      return impl_->process_one(tx, tenant_id, contact_id, 0, delivery);
+    });
+  } catch (const TurnError& error) {
+    impl_->record_failure(error.inbox_id, error.what());
+    TurnOutcome outcome;
+    outcome.kind = TurnOutcome::Kind::failed;
+    outcome.inbox_id = error.inbox_id;
+    outcome.error = error.what();
+    return outcome;
+  }
+}
+
+int TurnProcessor::process_pending(int max_turns) {
+  auto candidates = store_.pool().autocommit([&](pqxx::nontransaction& tx) {
+    std::vector<std::pair<std::string, int64_t>> out;
+    auto rows = tx.exec_params(
+        "SELECT tenant_id, contact_id FROM inbox WHERE state = 'pending' AND available_at <= now() "
+        "ORDER BY id LIMIT $1",
+        max_turns);
+    for (const auto& row : rows) {
+      std::pair<std::string, int64_t> candidate{row[0].as<std::string>(), row[1].as<int64_t>()};
+      if (std::find(out.begin(), out.end(), candidate) == out.end()) out.push_back(candidate);
+    }
+    return out;
+  });
+  int turns = 0;
+  for (const auto& [tenant, contact] : candidates) {
+    while (turns < max_turns) {
+      auto outcome = process_contact(tenant, contact, false);
+      if (!outcome) break;
+      ++turns;
+    }
+  }
+  return turns;
+}
+
+int TurnProcessor::fire_due_timers(int max, int64_t now_ms) {
+  auto fired = store_.pool().transact([&](pqxx::work& tx) {
+    std::vector<std::pair<std::string, int64_t>> out;
+    auto rows = tx.exec_params(
+        "WITH due AS (SELECT id FROM timers WHERE fire_at <= to_timestamp($1::float8 / 1000.0) "
+        "             ORDER BY fire_at, id LIMIT $2 FOR UPDATE SKIP LOCKED), "
+        "del AS (DELETE FROM timers t USING due WHERE t.id = due.id "
+        "        RETURNING t.id, t.tenant_id, t.conversation_id, t.contact_id, t.node, t.wait_seq) "
+        "INSERT INTO inbox (tenant_id, channel_id, provider_message_id, contact_id, "
+        "  conversation_id, kind, payload) "
+        "SELECT tenant_id, '', 'timer:' || id, contact_id, conversation_id, 'timeout', "
+        "  jsonb_build_object('wait_seq', wait_seq, 'node', node) FROM del "
+        "ON CONFLICT (tenant_id, channel_id, provider_message_id) DO NOTHING "
+        "RETURNING tenant_id, contact_id",
+        now_ms, max);
+    for (const auto& row : rows) out.emplace_back(row[0].as<std::string>(), row[1].as<int64_t>());
+    return out;
+  });
+  for (const auto& [tenant, contact] : fired) process_contact(tenant, contact, false);
+  return static_cast<int>(fired.size());
+}
+
+TurnOutcome TurnProcessor::start_run(const std::string& tenant_id, const std::string& flow_id,
+                                     const std::string& channel_id, const Contact& contact,
+                                     const Json& vars, Delivery delivery) {
+  if (contact.id.empty()) {
+    throw StoreError(StoreError::Code::invalid, "a run needs a contact id");
+  }
+  if (!vars.is_object()) throw StoreError(StoreError::Code::invalid, "vars must be an object");
+  try {
+    return store_.pool().transact([&](pqxx::work& tx) -> TurnOutcome {
+      if (!channel_id.empty()) {
+        auto channel = tx.exec_params("SELECT 1 FROM channels WHERE tenant_id = $1 AND id = $2",
+                                      tenant_id, channel_id);
+        if (channel.empty()) {
+          throw StoreError(StoreError::Code::invalid, "channel " + channel_id + " does not exist");
+        }
+      }
+      auto flow = tx.exec_params(
+          "SELECT latest_version FROM flows WHERE tenant_id = $1 AND id = $2 AND deleted_at IS "
+          "NULL",
+          tenant_id, flow_id);
+      if (flow.empty()) {
+        throw StoreError(StoreError::Code::not_found, "flow " + flow_id + " does not exist");
+      }
+      int version = flow[0][0].as<int>();
+      if (version == 0) {
+        throw StoreError(StoreError::Code::invalid,
+                         "flow " + flow_id + " has no published version; publish it first");
+      }
+      int64_t contact_id = impl_->lock_contact(tx, tenant_id, channel_id, contact);
+      auto open = tx.exec_params(
+          std::string("SELECT id FROM conversations WHERE tenant_id = $1 AND contact_id = $2 AND "
+                      "status IN ") +
+              kOpenStatuses,
+          tenant_id, contact_id);
+      if (!open.empty()) {
+        throw StoreError(StoreError::Code::conflict,
+                         "contact " + contact.id + " already has the open conversation " +
+                             open[0][0].as<std::string>() + "; close it first");
+      }
+      std::string conversation_id = random_token("cv_", 12);
+      tx.exec_params(
+          "INSERT INTO conversations (tenant_id, id, channel_id, contact_id, flow_id, "
+          "  flow_version, status, vars) VALUES ($1, $2, $3, $4, $5, $6, 'active', $7::jsonb)",
+          tenant_id, conversation_id, channel_id, contact_id, flow_id, version, vars.dump());
+      InboundEvent start;
+      start.kind = InboundEvent::Kind::start;
+      auto inbox_id =
+          impl_->insert_inbox(tx, tenant_id, channel_id, "", contact_id, conversation_id,
+                              start.kind, event_payload(start, contact));
+      return impl_->drain_until(tx, tenant_id, contact_id, *inbox_id, delivery);
+    });
+  } catch (const TurnError& error) {
+    TurnOutcome outcome;
+    outcome.kind = TurnOutcome::Kind::failed;
+    outcome.error = error.what();
+    return outcome;
+  }
+}
+
+TurnOutcome TurnProcessor::resume(const std::string& tenant_id, const std::string& conversation_id,
+                                  const std::string& node, Delivery delivery) {
+  try {
+    return store_.pool().transact([&](pqxx::work& tx) -> TurnOutcome {
+      auto conv = tx.exec_params(
+          "SELECT contact_id, channel_id FROM conversations WHERE tenant_id = $1 AND id = $2",
+          tenant_id, conversation_id);
+      if (conv.empty()) {
+        throw StoreError(StoreError::Code::not_found,
+                         "conversation " + conversation_id + " does not exist");
+      }
+      int64_t contact_id = conv[0][0].as<int64_t>();
+      tx.exec_params("SELECT 1 FROM contacts WHERE tenant_id = $1 AND id = $2 FOR NO KEY UPDATE",
+                     tenant_id, contact_id);
+      InboundEvent event;
+      event.kind = InboundEvent::Kind::resume;
+      event.node = node;
+      auto inbox_id =
+          impl_->insert_inbox(tx, tenant_id, conv[0][1].as<std::string>(), "", contact_id,
+                              conversation_id, event.kind, event_payload(event, {}));
+      return impl_->drain_until(tx, tenant_id, contact_id, *inbox_id, delivery);
+    });
+  } catch (const TurnError& error) {
+    TurnOutcome outcome;
+    outcome.kind = TurnOutcome::Kind::failed;
+    outcome.conversation_id = conversation_id;
+    outcome.error = error.what();
+    return outcome;
+  }
+}
+
+int64_t TurnProcessor::agent_message(const std::string& tenant_id,
+                                     const std::string& conversation_id, const std::string& text,
+                                     const std::string& actor) {
+  return store_.pool().transact([&](pqxx::work& tx) -> int64_t {
+    auto conv = tx.exec_params(
+        "SELECT contact_id, channel_id FROM conversations WHERE tenant_id = $1 AND id = $2",
+        tenant_id, conversation_id);
+    if (conv.empty()) {
+      throw StoreError(StoreError::Code::not_found,
+                       "conversation " + conversation_id + " does not exist");
+    }
+    int64_t contact_id = conv[0][0].as<int64_t>();
+    tx.exec_params("SELECT 1 FROM contacts WHERE tenant_id = $1 AND id = $2 FOR NO KEY UPDATE",
+                   tenant_id, contact_id);
+    auto rows = tx.exec_params(
+        "WITH ev AS (INSERT INTO events (tenant_id, conversation_id, type, data) "
+        "  VALUES ($1, $2, 'message_out', jsonb_build_object('text', $4::text, 'agent', $5::text)) "
+        "  RETURNING 1) "
+        "INSERT INTO outbox (tenant_id, conversation_id, channel_id, contact_id, payload) "
+        "VALUES ($1, $2, $3, $6, jsonb_build_object('text', $4::text, 'agent', $5::text)) "
+        "RETURNING id",
+        tenant_id, conversation_id, conv[0][1].as<std::string>(), text, actor, contact_id);
+    return rows[0][0].as<int64_t>();
+  });
+}
+
+bool TurnProcessor::close(const std::string& tenant_id, const std::string& conversation_id,
+                          const std::string& actor) {
+  return store_.pool().transact([&](pqxx::work& tx) -> bool {
+    auto conv =
+        tx.exec_params("SELECT contact_id FROM conversations WHERE tenant_id = $1 AND id = $2",
+                       tenant_id, conversation_id);
+    if (conv.empty()) {
+      throw StoreError(StoreError::Code::not_found,
+                       "conversation " + conversation_id + " does not exist");
+    }
+    tx.exec_params("SELECT 1 FROM contacts WHERE tenant_id = $1 AND id = $2 FOR NO KEY UPDATE",
+                   tenant_id, conv[0][0].as<int64_t>());
+    auto rows = tx.exec_params(
+        std::string("WITH up AS (UPDATE conversations SET status = 'ended', ended_at = now(), "
+                    "  updated_at = now(), handoff_queue = '' "
+                    "  WHERE tenant_id = $1 AND id = $2 AND status IN ") +
+            kOpenStatuses +
+            " RETURNING 1), "
+            "td AS (DELETE FROM timers WHERE tenant_id = $1 AND conversation_id = $2 "
+            "  AND EXISTS (SELECT 1 FROM up) RETURNING 1) "
+            "INSERT INTO events (tenant_id, conversation_id, type, data) "
+            "SELECT $1, $2, 'ended', jsonb_build_object('closed_by', $3::text) FROM up "
+            "RETURNING 1",
+        tenant_id, conversation_id, actor);
+    return !rows.empty();
+  });
+}
+
+}  // namespace flowrt::runtime::store

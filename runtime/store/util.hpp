@@ -1,0 +1,15 @@
+// Small helpers shared by the store's files: hashing, random ids.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace flowrt::runtime::store {
+
+// Lower-case hex SHA-256 of `data`.
+std::string sha256_hex(std::string_view data);
+
+// `prefix` followed by `bytes` random bytes in hex (from OpenSSL's CSPRNG).
+std::string random_token(std::string_view prefix, int bytes);
+
+}  // namespace flowrt::runtime::store

@@ -1,0 +1,265 @@
+#include <algorithm>
+#include <set>
+#include <thread>
+
+#include "runtime/store/workers.hpp"
+#include "tests/store/fixture.hpp"
+
+namespace flowrt::store_tests {
+namespace {
+
+using Kind = st::TurnOutcome::Kind;
+
+TEST_F(StoreTest, SynchronousTurnRunsTheFlowAndPersistsState) {
+  World world = make_world(*store, kAskFlow);
+  auto first = turns->accept_and_process(message(world, "ana", "hi", "m1"), st::Delivery::inline_);
+  ASSERT_EQ(first.kind, Kind::processed) << first.error;
+  ASSERT_EQ(first.replies.size(), 1u);
+  EXPECT_EQ(first.replies[0].text, "Name?");
+  EXPECT_EQ(first.status, runtime::Status::waiting);
+
+  auto second = turns->accept_and_process(message(world, "ana", "Ana", "m2"), st::Delivery::outbox);
+  ASSERT_EQ(second.kind, Kind::processed) << second.error;
+  EXPECT_EQ(second.conversation_id, first.conversation_id);
+  ASSERT_EQ(second.replies.size(), 1u);
+  EXPECT_EQ(second.replies[0].text, "Bye Ana");
+
+  auto record = store->get_conversation(world.tenant, first.conversation_id);
+  ASSERT_TRUE(record);
+  EXPECT_EQ(record->state.status, runtime::Status::ended);
+  EXPECT_EQ(record->state.vars["name"], "Ana");
+  EXPECT_EQ(record->contact.id, "ana");
+  EXPECT_EQ(record->turns, 2);
+  // The inline reply was recorded as sent; the second turn's reply waits in the outbox.
+  EXPECT_EQ(scalar("SELECT count(*) FROM outbox WHERE conversation_id = '" + first.conversation_id +
+                   "' AND state = 'sent'"),
+            1);
+  EXPECT_EQ(scalar("SELECT count(*) FROM outbox WHERE conversation_id = '" + first.conversation_id +
+                   "' AND state = 'pending'"),
+            1);
+  auto journal = events(world.tenant, first.conversation_id);
+  EXPECT_EQ(texts_of(journal, "message_in"), (std::vector<std::string>{"hi", "Ana"}));
+  EXPECT_EQ(texts_of(journal, "message_out"), (std::vector<std::string>{"Name?", "Bye Ana"}));
+
+  // The conversation ended: the next message starts a new one.
+  auto third =
+      turns->accept_and_process(message(world, "ana", "again", "m3"), st::Delivery::inline_);
+  ASSERT_EQ(third.kind, Kind::processed);
+  EXPECT_NE(third.conversation_id, first.conversation_id);
+}
+
+TEST_F(StoreTest, DuplicateDeliveryIsAcknowledgedAndIgnored) {
+  World world = make_world(*store, kAskFlow);
+  auto first =
+      turns->accept_and_process(message(world, "bo", "hi", "dup-1"), st::Delivery::inline_);
+  ASSERT_EQ(first.kind, Kind::processed);
+  auto again =
+      turns->accept_and_process(message(world, "bo", "hi", "dup-1"), st::Delivery::inline_);
+  EXPECT_EQ(again.kind, Kind::duplicate);
+  EXPECT_EQ(again.conversation_id, first.conversation_id);
+  EXPECT_TRUE(again.replies.empty());
+  // The asynchronous path recognises it too.
+  auto accepted = turns->accept_inbound(message(world, "bo", "hi", "dup-1"));
+  EXPECT_TRUE(accepted.duplicate);
+  EXPECT_EQ(accepted.inbox_id, first.inbox_id);
+
+  // An async first delivery, then a redelivery before and after processing.
+  auto a = turns->accept_inbound(message(world, "cy", "hello", "dup-2"));
+  EXPECT_FALSE(a.duplicate);
+  EXPECT_TRUE(turns->accept_inbound(message(world, "cy", "hello", "dup-2")).duplicate);
+  EXPECT_EQ(turns->process_pending(10), 1);
+  EXPECT_TRUE(turns->accept_inbound(message(world, "cy", "hello", "dup-2")).duplicate);
+  EXPECT_EQ(turns->process_pending(10), 0);
+
+  EXPECT_EQ(scalar("SELECT count(*) FROM inbox WHERE tenant_id = '" + world.tenant + "'"), 2);
+  auto journal = events(world.tenant, first.conversation_id);
+  EXPECT_EQ(texts_of(journal, "message_in"), (std::vector<std::string>{"hi"}));
+  EXPECT_EQ(scalar("SELECT count(*) FROM events WHERE tenant_id = '" + world.tenant +
+                   "' AND type = 'message_in'"),
+            2);
+}
+
+TEST_F(StoreTest, ConversationsStayPinnedToTheirFlowVersion) {
+  World world = make_world(*store, kAskFlow);
+  auto first = turns->accept_and_process(message(world, "di", "hi"), st::Delivery::inline_);
+  Json v2 = Json::parse(kAskFlow);
+  v2["nodes"][1]["text"] = "Ciao {{vars.name}}";
+  store->update_flow(world.tenant, world.flow, "v2", v2);
+  EXPECT_EQ(store->publish_flow(world.tenant, world.flow, "test").version, 2);
+  auto answer = turns->accept_and_process(message(world, "di", "Di"), st::Delivery::inline_);
+  ASSERT_EQ(answer.replies.size(), 1u);
+  EXPECT_EQ(answer.replies[0].text, "Bye Di");  // still version 1
+  auto fresh = turns->accept_and_process(message(world, "el", "hi"), st::Delivery::inline_);
+  auto record = store->get_conversation(world.tenant, fresh.conversation_id);
+  EXPECT_EQ(record->state.flow_version, 2);
+  (void)first;
+}
+
+TEST_F(StoreTest, UnpublishedFlowSetsTheMessageAsideWithAReason) {
+  World world;
+  world.tenant = store->create_tenant("t").first.id;
+  store->create_flow(world.tenant, "draft", "", Json::parse(kAskFlow));
+  st::Channel channel;
+  channel.tenant_id = world.tenant;
+  channel.provider = "webhook";
+  channel.flow_id = "draft";
+  world.channel = store->create_channel(channel).id;
+  auto outcome = turns->accept_and_process(message(world, "x", "hi"), st::Delivery::inline_);
+  EXPECT_EQ(outcome.kind, Kind::failed);
+  EXPECT_NE(outcome.error.find("no published version"), std::string::npos) << outcome.error;
+  EXPECT_EQ(scalar("SELECT count(*) FROM inbox WHERE tenant_id = '" + world.tenant +
+                   "' AND state = 'failed'"),
+            1);
+}
+
+// Checks that every sender's messages reached the journal once each and in its order.
+void expect_in_order(const std::vector<std::string>& journal,
+                     const std::vector<std::string>& prefixes, int per_sender) {
+  EXPECT_EQ(journal.size(), prefixes.size() * per_sender);
+  std::set<std::string> unique(journal.begin(), journal.end());
+  EXPECT_EQ(unique.size(), journal.size()) << "a message was processed twice";
+  for (const auto& prefix : prefixes) {
+    std::vector<std::string> mine;
+    for (const auto& text : journal) {
+      if (text.rfind(prefix + "-", 0) == 0) mine.push_back(text);
+    }
+    EXPECT_EQ(static_cast<int>(mine.size()), per_sender) << prefix;
+    EXPECT_TRUE(std::is_sorted(mine.begin(), mine.end())) << prefix << " out of order";
+  }
+}
+
+TEST_F(StoreTest, TwoThreadsHammeringOneConversationKeepOrderAndLoseNothing) {
+  World world = make_world(*store, kLoopFlow);
+  constexpr int kPerThread = 40;
+  auto sender = [&](const std::string& prefix) {
+    for (int i = 0; i < kPerThread; ++i) {
+      char text[32];
+      std::snprintf(text, sizeof text, "%s-%04d", prefix.c_str(), i);
+      auto outcome =
+          turns->accept_and_process(message(world, "hammer", text, text), st::Delivery::outbox);
+      ASSERT_EQ(outcome.kind, Kind::processed) << outcome.error;
+    }
+  };
+  std::thread a(sender, "a"), b(sender, "b");
+  a.join();
+  b.join();
+  auto list = store->list_conversations(world.tenant, {}, {});
+  ASSERT_EQ(list.items.size(), 1u);
+  auto journal = texts_of(events(world.tenant, list.items[0].id), "message_in");
+  expect_in_order(journal, {"a", "b"}, kPerThread);
+  // Processing order is inbox order: the journal lists messages by ascending inbox id.
+  std::vector<std::string> by_inbox;
+  pqxx::connection connection(database_url());
+  pqxx::nontransaction tx(connection);
+  for (const auto& row : tx.exec_params("SELECT payload->>'text' FROM inbox WHERE tenant_id = $1 "
+                                        "ORDER BY id",
+                                        world.tenant)) {
+    by_inbox.push_back(row[0].as<std::string>());
+  }
+  EXPECT_EQ(journal, by_inbox);
+  EXPECT_EQ(list.items[0].turns, 2 * kPerThread);
+}
+
+TEST_F(StoreTest, TwoProcessesHammeringOneConversationKeepOrderAndLoseNothing) {
+  World world = make_world(*store, kLoopFlow);
+  constexpr int kEach = 40;
+  // The other process uses the synchronous path; this one the durable inbox + workers.
+  Helper other({"hammer", database_url(), world.tenant, world.channel, "shared", "p", "40"});
+  runtime::SystemClock clock;
+  st::WorkerOptions options;
+  options.inbox_threads = 2;
+  options.timers = false;
+  options.poll_interval = std::chrono::milliseconds(5);
+  st::BackgroundWorkers workers(*turns, nullptr, clock, options);
+  workers.start();
+  for (int i = 0; i < kEach; ++i) {
+    char text[32];
+    std::snprintf(text, sizeof text, "q-%04d", i);
+    auto accepted = turns->accept_inbound(message(world, "shared", text, text));
+    ASSERT_FALSE(accepted.duplicate);
+    workers.notify();
+  }
+  EXPECT_EQ(other.read_line(60000), "done");
+  EXPECT_EQ(other.wait(), 0);
+  for (int i = 0; i < 600 && scalar("SELECT count(*) FROM inbox WHERE tenant_id = '" +
+                                    world.tenant + "' AND state = 'pending'") > 0;
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  workers.stop();
+  auto list = store->list_conversations(world.tenant, {}, {});
+  ASSERT_EQ(list.items.size(), 1u);
+  auto journal = texts_of(events(world.tenant, list.items[0].id), "message_in");
+  expect_in_order(journal, {"p", "q"}, kEach);
+  EXPECT_EQ(scalar("SELECT count(*) FROM inbox WHERE tenant_id = '" + world.tenant +
+                   "' AND state = 'done' AND attempts = 1"),
+            2 * kEach);
+}
+
+TEST_F(StoreTest, ProcessKilledMidTurnLeavesTheRowToBeProcessedOnceBySurvivor) {
+  World world = make_world(*store, kAskFlow);
+  auto accepted = turns->accept_inbound(message(world, "kim", "hello", "kill-1"));
+  Helper victim({"block", database_url()});
+  std::string line = victim.read_line(60000);
+  ASSERT_EQ(line, "blocked " + std::to_string(accepted.inbox_id));
+  // The victim holds the contact: a survivor does not run the same row meanwhile.
+  EXPECT_FALSE(turns->process_contact(world.tenant, accepted.contact_id, false));
+  victim.kill_hard();
+  // The victim's transaction is gone with its connection; the row is still pending.
+  std::optional<st::TurnOutcome> outcome;
+  for (int i = 0; i < 200 && !outcome; ++i) {
+    outcome = turns->process_contact(world.tenant, accepted.contact_id, false);
+    if (!outcome) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  ASSERT_TRUE(outcome);
+  EXPECT_EQ(outcome->kind, Kind::processed);
+  EXPECT_EQ(outcome->inbox_id, accepted.inbox_id);
+  EXPECT_FALSE(turns->process_contact(world.tenant, accepted.contact_id, false));
+  EXPECT_EQ(turns->process_pending(10), 0);
+  EXPECT_EQ(scalar("SELECT attempts FROM inbox WHERE id = " + std::to_string(accepted.inbox_id)),
+            1);
+  auto journal = events(world.tenant, outcome->conversation_id);
+  EXPECT_EQ(texts_of(journal, "message_in"), (std::vector<std::string>{"hello"}));
+  EXPECT_EQ(scalar("SELECT count(*) FROM outbox WHERE tenant_id = '" + world.tenant + "'"), 1);
+  EXPECT_EQ(scalar("SELECT count(*) FROM conversations WHERE tenant_id = '" + world.tenant + "'"),
+            1);
+}
+
+TEST_F(StoreTest, StartRunResumeAgentMessageAndClose) {
+  Json handoff = Json::parse(R"({"format":"flowrt.flow/1","id":"h","start":"human","nodes":[
+    {"id":"human","type":"handoff","queue":"sales","text":"Hold on","note":"n","next":"bye"},
+    {"id":"bye","type":"end","text":"Bye {{vars.who}}"}]})");
+  std::string tenant = store->create_tenant("t").first.id;
+  store->create_flow(tenant, "h", "", handoff);
+  store->publish_flow(tenant, "h", "test");
+  auto run = turns->start_run(tenant, "h", "", {"api-1", "Ann", ""}, Json{{"who", "Ann"}});
+  ASSERT_EQ(run.kind, Kind::processed) << run.error;
+  EXPECT_EQ(run.status, runtime::Status::handoff);
+  st::ConversationFilter queue;
+  queue.queue = "sales";
+  EXPECT_EQ(store->list_conversations(tenant, queue, {}).items.size(), 1u);
+  try {
+    turns->start_run(tenant, "h", "", {"api-1", "Ann", ""}, Json::object());
+    FAIL() << "a second open conversation for the contact must be refused";
+  } catch (const st::StoreError& error) {
+    EXPECT_EQ(error.code(), st::StoreError::Code::conflict);
+  }
+  EXPECT_GT(turns->agent_message(tenant, run.conversation_id, "Hi from Bob", "key:1"), 0);
+  auto resumed = turns->resume(tenant, run.conversation_id, "");
+  ASSERT_EQ(resumed.kind, Kind::processed) << resumed.error;
+  EXPECT_EQ(resumed.status, runtime::Status::ended);
+  ASSERT_EQ(resumed.replies.size(), 1u);
+  EXPECT_EQ(resumed.replies[0].text, "Bye Ann");
+  EXPECT_FALSE(turns->close(tenant, run.conversation_id, "key:1"));  // already ended
+
+  auto second = turns->start_run(tenant, "h", "", {"api-1", "Ann", ""}, Json::object());
+  EXPECT_TRUE(turns->close(tenant, second.conversation_id, "key:1"));
+  EXPECT_EQ(store->get_conversation(tenant, second.conversation_id)->state.status,
+            runtime::Status::ended);
+  auto journal = events(tenant, run.conversation_id);
+  EXPECT_EQ(texts_of(journal, "message_out"),
+            (std::vector<std::string>{"Hold on", "Hi from Bob", "Bye Ann"}));
+}
+
+}  // namespace
+}  // namespace flowrt::store_tests
