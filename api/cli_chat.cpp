@@ -53,9 +53,9 @@ int chat_command(const Args& given, std::istream& in, std::ostream& out, std::os
   runtime::CurlHttpClient http(runtime::NetworkPolicy{allow_private});
   CliScripting scripting;
   runtime::Executor executor({&clock, &http, &scripting.runner});
-  runtime::FlowFolder folder(
-      flows_dir.empty() ? std::filesystem::path(file).parent_path() : std::filesystem::path(flows_dir),
-      parse_options);
+  runtime::FlowFolder folder(flows_dir.empty() ? std::filesystem::path(file).parent_path()
+                                               : std::filesystem::path(flows_dir),
+                             parse_options);
   runtime::TenantContext tenant;
   tenant.name = "local";
   tenant.flows = &folder;
@@ -73,8 +73,10 @@ int chat_command(const Args& given, std::istream& in, std::ostream& out, std::os
 
   auto run = [&](runtime::InboundEvent event) {
     auto current = parsed.flow;
-    if (!state.flow_id.empty() && state.flow_id != current->id) current = folder.find(state.flow_id).flow;
-    runtime::TurnResult result = executor.run_turn({current, state, contact, std::move(event), &tenant});
+    if (!state.flow_id.empty() && state.flow_id != current->id)
+      current = folder.find(state.flow_id).flow;
+    runtime::TurnResult result =
+        executor.run_turn({current, state, contact, std::move(event), &tenant});
     state = std::move(result.state);
     if (result.timer) timer = result.timer;
     for (const auto& m : result.messages) out << "bot> " << m.text << "\n";
@@ -84,9 +86,14 @@ int chat_command(const Args& given, std::istream& in, std::ostream& out, std::os
             << (state.handoff_note.empty() ? "" : ": " + state.handoff_note)
             << "] type /resume to hand back to the bot\n";
         break;
-      case runtime::Status::ended: out << "[conversation ended]\n"; break;
-      case runtime::Status::failed: out << "[conversation failed: " << state.error << "]\n"; break;
-      default: break;
+      case runtime::Status::ended:
+        out << "[conversation ended]\n";
+        break;
+      case runtime::Status::failed:
+        out << "[conversation failed: " << state.error << "]\n";
+        break;
+      default:
+        break;
     }
     out.flush();
   };

@@ -4,8 +4,8 @@ namespace flowrt::api {
 
 runtime::ParseOptions cli_parse_options(const std::string& file, const std::string& flows_dir) {
   runtime::ParseOptions options;
-  std::filesystem::path folder =
-      flows_dir.empty() ? std::filesystem::path(file).parent_path() : std::filesystem::path(flows_dir);
+  std::filesystem::path folder = flows_dir.empty() ? std::filesystem::path(file).parent_path()
+                                                   : std::filesystem::path(flows_dir);
   options.flow_exists = [folder](const std::string& id) {
     return id.find('/') == std::string::npos &&
            std::filesystem::is_regular_file(folder / (id + ".json"));

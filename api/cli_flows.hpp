@@ -4,8 +4,8 @@
 
 #include <string>
 
-#include "runtime/flow_files.hpp"
 #include "api/config.hpp"
+#include "runtime/flow_files.hpp"
 #include "runtime/scripting.hpp"
 
 namespace flowrt::api {

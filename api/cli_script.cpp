@@ -38,8 +38,10 @@ int script_command(const Args& given, std::ostream& out, std::ostream& err) {
   if (args.size() != 1 || args[0] == "--help") {
     err << "usage: flowrt script FILE [--vars JSON] [--answer JSON] [--response JSON] "
            "[--message TEXT]\n"
-           "Runs a Lua file in the flow-script sandbox; prints {\"returned\": [...], \"vars\": {...}}.\n"
-           "Limits: FLOWRT_SCRIPT_INSTRUCTIONS, FLOWRT_SCRIPT_MEMORY_MB, FLOWRT_SCRIPT_TIMEOUT_MS.\n";
+           "Runs a Lua file in the flow-script sandbox; prints {\"returned\": [...], \"vars\": "
+           "{...}}.\n"
+           "Limits: FLOWRT_SCRIPT_INSTRUCTIONS, FLOWRT_SCRIPT_MEMORY_MB, "
+           "FLOWRT_SCRIPT_TIMEOUT_MS.\n";
     return args.size() == 1 ? 0 : 2;
   }
   if (!vars.is_object()) {

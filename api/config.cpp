@@ -84,11 +84,24 @@ void apply(ServerConfig& c, const std::string& key, const std::string& value,
   }
 }
 
-constexpr const char* kKeys[] = {
-    "listen", "public_url", "database_url", "data_dir", "plugins", "threads", "workers",
-    "db_pool_size", "admin_token", "max_body_bytes", "rate_limit_per_s", "rate_limit_burst",
-    "allow_private_network", "migrate", "script_instructions", "script_memory_mb",
-    "script_timeout_ms", "outbox_give_up_after_s"};
+constexpr const char* kKeys[] = {"listen",
+                                 "public_url",
+                                 "database_url",
+                                 "data_dir",
+                                 "plugins",
+                                 "threads",
+                                 "workers",
+                                 "db_pool_size",
+                                 "admin_token",
+                                 "max_body_bytes",
+                                 "rate_limit_per_s",
+                                 "rate_limit_burst",
+                                 "allow_private_network",
+                                 "migrate",
+                                 "script_instructions",
+                                 "script_memory_mb",
+                                 "script_timeout_ms",
+                                 "outbox_give_up_after_s"};
 
 std::string env_name(const std::string& key) {
   std::string name = "FLOWRT_";
@@ -138,7 +151,8 @@ ServerConfig load_server_config(Args& args) {
   }
   if (take_flag(args, "--no-migrate")) config.migrate_on_start = false;
   if (take_flag(args, "--allow-private-network")) config.allow_private_network = true;
-  if (config.threads == 0) config.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (config.threads == 0)
+    config.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (config.public_url.empty()) config.public_url = "http://" + config.listen;
   return config;
 }

@@ -22,11 +22,11 @@ struct ServerConfig {
   int threads = 0;                        // HTTP threads; 0: one per core
   int workers = 2;                        // inbox/outbox/timer worker threads
   int db_pool_size = 8;
-  std::string admin_token;                // operator token (FLOWRT_ADMIN_TOKEN)
+  std::string admin_token;  // operator token (FLOWRT_ADMIN_TOKEN)
   size_t max_body_bytes = 1 << 20;
-  double rate_limit_per_s = 50;           // per tenant
+  double rate_limit_per_s = 50;  // per tenant
   double rate_limit_burst = 100;
-  bool allow_private_network = false;     // api_call / webhook callbacks to private addresses
+  bool allow_private_network = false;  // api_call / webhook callbacks to private addresses
   bool migrate_on_start = true;
   sandbox::Limits script_limits;
   std::chrono::seconds outbox_give_up_after{3600};

@@ -33,7 +33,9 @@ std::optional<double> parse_number(const std::string& text) {
     if (c == ' ' || c == '_') continue;
     if (c == ',') {
       size_t digits = 0;
-      while (i + 1 + digits < text.size() && std::isdigit(static_cast<unsigned char>(text[i + 1 + digits]))) ++digits;
+      while (i + 1 + digits < text.size() &&
+             std::isdigit(static_cast<unsigned char>(text[i + 1 + digits])))
+        ++digits;
       cleaned += digits == 3 ? "" : ".";
       continue;
     }
@@ -70,7 +72,8 @@ bool valid_email(const std::string& s) {
     return false;
   }
   for (char c : s) {
-    if (std::isspace(static_cast<unsigned char>(c)) || c == ',' || c == ';' || c == '<' || c == '>') {
+    if (std::isspace(static_cast<unsigned char>(c)) || c == ',' || c == ';' || c == '<' ||
+        c == '>') {
       return false;
     }
   }

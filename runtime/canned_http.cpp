@@ -11,7 +11,8 @@ CannedHttpClient::CannedHttpClient(const Json& responses) {
     const Json& r = responses[i];
     std::string where = "http[" + std::to_string(i) + "]";
     if (!r.is_object() || !r.contains("url") || !r["url"].is_string()) {
-      throw std::invalid_argument(where + " needs at least \"url\" (and usually method, status, body)");
+      throw std::invalid_argument(where +
+                                  " needs at least \"url\" (and usually method, status, body)");
     }
     Entry entry;
     entry.method = r.value("method", "GET");
@@ -26,11 +27,13 @@ CannedHttpClient::CannedHttpClient(const Json& responses) {
       }
       entry.response.status = r.value("status", 200);
       if (r.contains("body")) {
-        entry.response.body = r["body"].is_string() ? r["body"].get<std::string>() : r["body"].dump();
+        entry.response.body =
+            r["body"].is_string() ? r["body"].get<std::string>() : r["body"].dump();
       }
       if (r.contains("headers") && r["headers"].is_object()) {
         for (const auto& [name, value] : r["headers"].items()) {
-          entry.response.headers.emplace_back(name, value.is_string() ? value.get<std::string>() : value.dump());
+          entry.response.headers.emplace_back(
+              name, value.is_string() ? value.get<std::string>() : value.dump());
         }
       }
     }

@@ -6,18 +6,23 @@ namespace flowrt::runtime {
 
 std::string_view to_string(Status status) {
   switch (status) {
-    case Status::active: return "active";
-    case Status::waiting: return "waiting";
-    case Status::handoff: return "handoff";
-    case Status::ended: return "ended";
-    case Status::failed: return "failed";
+    case Status::active:
+      return "active";
+    case Status::waiting:
+      return "waiting";
+    case Status::handoff:
+      return "handoff";
+    case Status::ended:
+      return "ended";
+    case Status::failed:
+      return "failed";
   }
   return "active";
 }
 
 std::optional<Status> parse_status(std::string_view text) {
-  for (Status s : {Status::active, Status::waiting, Status::handoff, Status::ended,
-                   Status::failed}) {
+  for (Status s :
+       {Status::active, Status::waiting, Status::handoff, Status::ended, Status::failed}) {
     if (to_string(s) == text) return s;
   }
   return std::nullopt;

@@ -31,16 +31,16 @@ struct Contact {
 };
 
 struct ConversationState {
-  std::string flow_id;        // the flow the run is in (changes on `jump`)
-  int flow_version = 0;       // the version of that flow the conversation is pinned to
-  std::string node;           // the question waiting or the handoff node; empty before start
+  std::string flow_id;   // the flow the run is in (changes on `jump`)
+  int flow_version = 0;  // the version of that flow the conversation is pinned to
+  std::string node;      // the question waiting or the handoff node; empty before start
   Status status = Status::active;
   Json vars = Json::object();
   int attempts = 0;           // invalid answers given to the waiting question so far
   uint64_t wait_seq = 0;      // grows each time a question starts waiting; timers carry it
   std::string handoff_queue;  // set while status is handoff
   std::string handoff_note;
-  std::string error;          // why the run failed, when status is failed
+  std::string error;  // why the run failed, when status is failed
 
   bool started() const { return !node.empty() || status != Status::active; }
 
@@ -57,10 +57,10 @@ struct InboundEvent {
     start,    // a run started through the API, with no inbound message
   };
   Kind kind = Kind::message;
-  std::string text;               // message: the text, may be empty for structured input
-  Json data = Json::object();     // message: provider's structured data (`message.data`)
-  uint64_t wait_seq = 0;          // timeout: the sequence the timer was armed with
-  std::string node;               // resume: node to continue at; empty = the handoff's next
+  std::string text;            // message: the text, may be empty for structured input
+  Json data = Json::object();  // message: provider's structured data (`message.data`)
+  uint64_t wait_seq = 0;       // timeout: the sequence the timer was armed with
+  std::string node;            // resume: node to continue at; empty = the handoff's next
 };
 
 struct OutboundMessage {

@@ -38,7 +38,8 @@ bool private_v6(const in6_addr& a) {
   if (std::equal(b, b + 15, zero) && (b[15] == 0 || b[15] == 1)) return true;  // :: and ::1
   static const uint8_t mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
   if (std::equal(b, b + 12, mapped_prefix)) {
-    uint32_t v4 = (uint32_t{b[12]} << 24) | (uint32_t{b[13]} << 16) | (uint32_t{b[14]} << 8) | b[15];
+    uint32_t v4 =
+        (uint32_t{b[12]} << 24) | (uint32_t{b[13]} << 16) | (uint32_t{b[14]} << 8) | b[15];
     return private_v4(v4);
   }
   if ((b[0] & 0xfe) == 0xfc) return true;                  // fc00::/7 unique local
@@ -109,7 +110,9 @@ size_t on_header(char* data, size_t size, size_t count, void* user) {
 
 }  // namespace
 
-CurlHttpClient::CurlHttpClient(NetworkPolicy policy) : policy_(policy) { init_curl_once(); }
+CurlHttpClient::CurlHttpClient(NetworkPolicy policy) : policy_(policy) {
+  init_curl_once();
+}
 
 HttpResponse CurlHttpClient::send(const HttpRequest& request) {
   HttpResponse response;
@@ -124,7 +127,7 @@ HttpResponse CurlHttpClient::send(const HttpRequest& request) {
     header_list = curl_slist_append(header_list, (name + ": " + value).c_str());
   }
   std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> headers(header_list,
-                                                                       curl_slist_free_all);
+                                                                      curl_slist_free_all);
   CURL* h = curl.get();
   curl_easy_setopt(h, CURLOPT_URL, request.url.c_str());
   curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, request.method.c_str());

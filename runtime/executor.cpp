@@ -59,17 +59,16 @@ void Turn::begin_wait(const Node& node, int timeout_s) {
   ++result_.state.wait_seq;
   result_.timer.reset();
   if (timeout_s > 0) {
-    result_.timer = TimerRequest{node.id, result_.state.wait_seq,
-                                 now_ms() + int64_t{timeout_s} * 1000};
+    result_.timer =
+        TimerRequest{node.id, result_.state.wait_seq, now_ms() + int64_t{timeout_s} * 1000};
   }
 }
 
 const Turn::ScriptGlobals& Turn::script_globals() {
   if (!script_globals_) {
     ScriptGlobals g;
-    g.contact = Json{{"id", input_.contact.id},
-                     {"name", input_.contact.name},
-                     {"phone", input_.contact.phone}};
+    g.contact = Json{
+        {"id", input_.contact.id}, {"name", input_.contact.name}, {"phone", input_.contact.phone}};
     g.message = Json{{"text", message_ ? message_->text : std::string()},
                      {"data", message_ ? message_->data : Json::object()}};
     g.flow = Json{{"id", flow_->id}, {"name", flow_->name}};
@@ -123,13 +122,15 @@ class TurnLoop {
           }
           const Node* node = turn_.flow().find(step.target);
           if (!node) {
-            fail("flow " + in_quotes(turn_.flow().id) + " has no node " + in_quotes(step.target), current);
+            fail("flow " + in_quotes(turn_.flow().id) + " has no node " + in_quotes(step.target),
+                 current);
             return;
           }
           if (result_.nodes_executed >= executor_.options().max_nodes_per_turn) {
             fail("stopped after " + std::to_string(executor_.options().max_nodes_per_turn) +
                      " nodes in one turn (the per-turn limit); the flow probably loops without "
-                     "a question — last node " + in_quotes(node->id),
+                     "a question — last node " +
+                     in_quotes(node->id),
                  node);
             return;
           }
@@ -305,7 +306,7 @@ TurnResult Executor::run_turn_unobserved(TurnInput input) const {
     case Status::ended:
     case Status::failed:
       turn.journal("ignored", Json{{"reason", "the conversation has " +
-                                                   std::string(to_string(state.status))}});
+                                                  std::string(to_string(state.status))}});
       return result;
   }
   return result;

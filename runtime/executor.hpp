@@ -67,7 +67,7 @@ class ScriptRunner;
 struct TenantContext {
   std::string id;
   std::string name;
-  Json secrets = Json::object();  // name -> string, for {{secrets.X}} in api_call
+  Json secrets = Json::object();        // name -> string, for {{secrets.X}} in api_call
   const FlowResolver* flows = nullptr;  // null: `jump` fails the run
   // The tenant's own script limits; they can only lower the server's. Null: the server's.
   const sandbox::Limits* script_limits = nullptr;
@@ -87,8 +87,8 @@ class TurnObserver {
 };
 
 struct ExecutorServices {
-  const Clock* clock = nullptr;   // required
-  HttpClient* http = nullptr;     // null: api_call nodes fail with "no HTTP client"
+  const Clock* clock = nullptr;  // required
+  HttpClient* http = nullptr;    // null: api_call nodes fail with "no HTTP client"
   ScriptRunner* scripts = nullptr;
   TurnObserver* observer = nullptr;
 };

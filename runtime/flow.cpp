@@ -23,18 +23,28 @@ const std::regex& id_pattern() {
   return pattern;
 }
 
-bool valid_id(const std::string& id) { return std::regex_match(id, id_pattern()); }
+bool valid_id(const std::string& id) {
+  return std::regex_match(id, id_pattern());
+}
 
 std::string type_name(const Json& value) {
   switch (value.type()) {
-    case Json::value_t::null: return "null";
-    case Json::value_t::boolean: return "a boolean";
-    case Json::value_t::string: return "a string";
-    case Json::value_t::array: return "an array";
-    case Json::value_t::object: return "an object";
-    case Json::value_t::binary: return "binary";
-    case Json::value_t::discarded: return "invalid";
-    default: return "a number";
+    case Json::value_t::null:
+      return "null";
+    case Json::value_t::boolean:
+      return "a boolean";
+    case Json::value_t::string:
+      return "a string";
+    case Json::value_t::array:
+      return "an array";
+    case Json::value_t::object:
+      return "an object";
+    case Json::value_t::binary:
+      return "binary";
+    case Json::value_t::discarded:
+      return "invalid";
+    default:
+      return "a number";
   }
 }
 
@@ -73,7 +83,8 @@ std::string NodeParseContext::required_string(const char* field) {
     return {};
   }
   if (!it->is_string()) {
-    error(std::string("/") + field, std::string(field) + " must be a string, not " + type_name(*it));
+    error(std::string("/") + field,
+          std::string(field) + " must be a string, not " + type_name(*it));
     return {};
   }
   return it->get<std::string>();
@@ -83,7 +94,8 @@ std::string NodeParseContext::optional_string(const char* field, std::string fal
   auto it = node_.find(field);
   if (it == node_.end() || it->is_null()) return fallback;
   if (!it->is_string()) {
-    error(std::string("/") + field, std::string(field) + " must be a string, not " + type_name(*it));
+    error(std::string("/") + field,
+          std::string(field) + " must be a string, not " + type_name(*it));
     return fallback;
   }
   return it->get<std::string>();
@@ -104,9 +116,11 @@ std::optional<long long> NodeParseContext::integer_in(const Json& value,
                                                       const std::string& relative_path,
                                                       long long min, long long max) {
   bool integral = value.is_number_integer() ||
-                  (value.is_number_float() && value.get<double>() == static_cast<long long>(value.get<double>()));
+                  (value.is_number_float() &&
+                   value.get<double>() == static_cast<long long>(value.get<double>()));
   if (!integral) {
-    error(relative_path, "must be a whole number, not " + (value.is_number() ? value.dump() : type_name(value)));
+    error(relative_path,
+          "must be a whole number, not " + (value.is_number() ? value.dump() : type_name(value)));
     return std::nullopt;
   }
   long long n = value.is_number_float() ? static_cast<long long>(value.get<double>())
@@ -143,8 +157,8 @@ void NodeParseContext::reject_unknown_fields(std::initializer_list<std::string_v
   known.insert(known.end(), allowed.begin(), allowed.end());
   for (const auto& [key, value] : node_.items()) {
     if (std::find(known.begin(), known.end(), key) != known.end()) continue;
-    error("/" + key, "unknown field " + in_quotes(key) + " for " + node_kind() +
-                         did_you_mean(key, known));
+    error("/" + key,
+          "unknown field " + in_quotes(key) + " for " + node_kind() + did_you_mean(key, known));
   }
 }
 
@@ -196,8 +210,8 @@ struct FlowBuilder {
 namespace {
 
 void check_top_level(const Json& doc, Problems& problems) {
-  static constexpr std::string_view allowed[] = {"format", "id", "name", "description",
-                                                 "start", "nodes", "ui", "$schema"};
+  static constexpr std::string_view allowed[] = {"format", "id",    "name", "description",
+                                                 "start",  "nodes", "ui",   "$schema"};
   for (const auto& [key, value] : doc.items()) {
     if (std::find(std::begin(allowed), std::end(allowed), key) != std::end(allowed)) continue;
     std::vector<std::string_view> names(std::begin(allowed), std::end(allowed));
@@ -223,9 +237,9 @@ void warn_unreachable(const Flow& flow, const std::unordered_map<std::string, co
   }
   for (const auto& node : flow.nodes()) {
     if (!seen.count(node->id)) {
-      problems.push_back({Problem::Severity::warning, node->path(),
-                          "node " + in_quotes(node->id) + " is unreachable from start " +
-                              in_quotes(flow.start)});
+      problems.push_back(
+          {Problem::Severity::warning, node->path(),
+           "node " + in_quotes(node->id) + " is unreachable from start " + in_quotes(flow.start)});
     }
   }
 }
@@ -320,7 +334,8 @@ ParseResult parse_flow(const Json& doc, const ParseOptions& options) {
       return {};
     }
     if (!it->is_string()) {
-      error(std::string("/") + field, std::string(field) + " must be a string, not " + type_name(*it));
+      error(std::string("/") + field,
+            std::string(field) + " must be a string, not " + type_name(*it));
       return {};
     }
     return it->get<std::string>();
@@ -386,8 +401,8 @@ ParseResult parse_flow(const Json& doc, const ParseOptions& options) {
       std::string next = ctx.optional_string("next");
       std::string label = ctx.optional_string("label");
       if (auto ui = json.find("ui"); ui != json.end() && !ui->is_object()) {
-        ctx.error("/ui", "ui must be an object (it is kept for visual editors), not " +
-                             type_name(*ui));
+        ctx.error("/ui",
+                  "ui must be an object (it is kept for visual editors), not " + type_name(*ui));
       }
       std::string script = ctx.optional_string("script");
       if (!script.empty()) ctx.check_lua(script, "/script", false);
@@ -451,10 +466,10 @@ ParseResult parse_flow_text(std::string_view text, const ParseOptions& options) 
     std::string what = e.what();
     auto colon = what.rfind(": ");
     ParseResult result;
-    result.problems.push_back(
-        {Problem::Severity::error, "",
-         "malformed JSON at line " + std::to_string(line) + ", column " + std::to_string(column) +
-             ": " + (colon == std::string::npos ? what : what.substr(colon + 2))});
+    result.problems.push_back({Problem::Severity::error, "",
+                               "malformed JSON at line " + std::to_string(line) + ", column " +
+                                   std::to_string(column) + ": " +
+                                   (colon == std::string::npos ? what : what.substr(colon + 2))});
     return result;
   }
   return parse_flow(doc, options);

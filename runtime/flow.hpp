@@ -62,10 +62,10 @@ class Node {
 
   std::string id;
   std::string type;
-  std::string next;    // empty: the run ends after this node
+  std::string next;  // empty: the run ends after this node
   std::string label;
-  LuaChunk script;     // the node's `script`, empty if none
-  int index = 0;       // position in the document's `nodes` array
+  LuaChunk script;  // the node's `script`, empty if none
+  int index = 0;    // position in the document's `nodes` array
 
   std::string path() const { return "/nodes/" + std::to_string(index); }
 

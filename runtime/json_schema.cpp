@@ -16,7 +16,8 @@ bool has_type(const Json& value, const std::string& type) {
   if (type == "number") return value.is_number();
   if (type == "integer") {
     return value.is_number_integer() ||
-           (value.is_number_float() && value.get<double>() == static_cast<long long>(value.get<double>()));
+           (value.is_number_float() &&
+            value.get<double>() == static_cast<long long>(value.get<double>()));
   }
   return false;
 }
@@ -24,9 +25,12 @@ bool has_type(const Json& value, const std::string& type) {
 std::string escape_pointer_token(const std::string& key) {
   std::string out;
   for (char c : key) {
-    if (c == '~') out += "~0";
-    else if (c == '/') out += "~1";
-    else out += c;
+    if (c == '~')
+      out += "~0";
+    else if (c == '/')
+      out += "~1";
+    else
+      out += c;
   }
   return out;
 }
@@ -68,12 +72,12 @@ void validate(const Json& schema, const Json& value, const std::string& path, Pr
   }
   if (value.is_string()) {
     const auto& s = value.get_ref<const std::string&>();
-    if (auto m = schema.find("minLength"); m != schema.end() && m->is_number() &&
-                                            s.size() < m->get<size_t>()) {
+    if (auto m = schema.find("minLength");
+        m != schema.end() && m->is_number() && s.size() < m->get<size_t>()) {
       fail("must be at least " + m->dump() + " characters long");
     }
-    if (auto m = schema.find("maxLength"); m != schema.end() && m->is_number() &&
-                                            s.size() > m->get<size_t>()) {
+    if (auto m = schema.find("maxLength");
+        m != schema.end() && m->is_number() && s.size() > m->get<size_t>()) {
       fail("must be at most " + m->dump() + " characters long");
     }
     if (auto p = schema.find("pattern"); p != schema.end() && p->is_string()) {
@@ -85,26 +89,28 @@ void validate(const Json& schema, const Json& value, const std::string& path, Pr
       }
     }
     if (auto f = schema.find("format"); f != schema.end() && *f == "uri" &&
-                                         s.rfind("http://", 0) != 0 && s.rfind("https://", 0) != 0) {
+                                        s.rfind("http://", 0) != 0 && s.rfind("https://", 0) != 0) {
       fail("must be an absolute http:// or https:// URL");
     }
   }
   if (value.is_number()) {
     double n = value.get<double>();
-    if (auto m = schema.find("minimum"); m != schema.end() && m->is_number() && n < m->get<double>()) {
+    if (auto m = schema.find("minimum");
+        m != schema.end() && m->is_number() && n < m->get<double>()) {
       fail("must be at least " + m->dump());
     }
-    if (auto m = schema.find("maximum"); m != schema.end() && m->is_number() && n > m->get<double>()) {
+    if (auto m = schema.find("maximum");
+        m != schema.end() && m->is_number() && n > m->get<double>()) {
       fail("must be at most " + m->dump());
     }
   }
   if (value.is_array()) {
-    if (auto m = schema.find("minItems"); m != schema.end() && m->is_number() &&
-                                           value.size() < m->get<size_t>()) {
+    if (auto m = schema.find("minItems");
+        m != schema.end() && m->is_number() && value.size() < m->get<size_t>()) {
       fail("needs at least " + m->dump() + " items");
     }
-    if (auto m = schema.find("maxItems"); m != schema.end() && m->is_number() &&
-                                           value.size() > m->get<size_t>()) {
+    if (auto m = schema.find("maxItems");
+        m != schema.end() && m->is_number() && value.size() > m->get<size_t>()) {
       fail("takes at most " + m->dump() + " items");
     }
     if (auto items = schema.find("items"); items != schema.end()) {

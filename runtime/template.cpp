@@ -58,9 +58,14 @@ const Json* lookup_dotted(const Json& root, const std::vector<std::string>& keys
 
 void append_json_value(const Json& value, std::string& out) {
   switch (value.type()) {
-    case Json::value_t::null: break;
-    case Json::value_t::string: out += value.get_ref<const std::string&>(); break;
-    default: out += value.dump(); break;
+    case Json::value_t::null:
+      break;
+    case Json::value_t::string:
+      out += value.get_ref<const std::string&>();
+      break;
+    default:
+      out += value.dump();
+      break;
   }
 }
 

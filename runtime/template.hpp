@@ -23,15 +23,23 @@ struct TemplateScope {
 
 class Template {
  public:
-  enum class Root { vars, contact_id, contact_name, contact_phone, message_text, message_data,
-                    flow_id, tenant_name, secrets };
+  enum class Root {
+    vars,
+    contact_id,
+    contact_name,
+    contact_phone,
+    message_text,
+    message_data,
+    flow_id,
+    tenant_name,
+    secrets
+  };
 
   Template() = default;
 
   // Compiles `text`. On a malformed placeholder or unknown path returns false and sets
   // `error` to a sentence; `allow_secrets` permits `secrets.X` (api_call only).
-  static bool compile(std::string_view text, bool allow_secrets, Template& out,
-                      std::string& error);
+  static bool compile(std::string_view text, bool allow_secrets, Template& out, std::string& error);
 
   // Renders with the scope. Strings are inserted as they are, numbers and booleans as
   // JSON, objects and arrays as compact JSON, missing values and null as "".
@@ -43,7 +51,7 @@ class Template {
 
  private:
   struct Segment {
-    std::string literal;            // text before the placeholder
+    std::string literal;  // text before the placeholder
     bool placeholder = false;
     Root root = Root::vars;
     std::vector<std::string> keys;  // remaining dotted keys

@@ -52,9 +52,11 @@ std::regex compile_regex(const Json& step, const char* key) {
 
 class TranscriptRun {
  public:
-  TranscriptRun(const Json& test, const std::filesystem::path& base, const TranscriptOptions& options)
+  TranscriptRun(const Json& test, const std::filesystem::path& base,
+                const TranscriptOptions& options)
       : test_(test), options_(options), http_(test.value("http", Json::array())) {
-    static const std::string_view known[] = {"name", "flow", "contact", "vars", "http", "steps", "tenant"};
+    static const std::string_view known[] = {"name", "flow",  "contact", "vars",
+                                             "http", "steps", "tenant"};
     for (const auto& [key, value] : test.items()) {
       if (std::find(std::begin(known), std::end(known), key) == std::end(known)) {
         throw TestFailure("unknown test field \"" + key +
@@ -95,12 +97,14 @@ class TranscriptRun {
 
   void run() {
     const Json steps = test_.value("steps", Json::array());
-    if (!steps.is_array() || steps.empty()) throw TestFailure("the test needs a non-empty \"steps\" array");
+    if (!steps.is_array() || steps.empty())
+      throw TestFailure("the test needs a non-empty \"steps\" array");
     for (size_t i = 0; i < steps.size(); ++i) {
       try {
         step(steps[i]);
       } catch (const TestFailure& e) {
-        throw TestFailure("step " + std::to_string(i + 1) + " " + steps[i].dump() + ": " + e.what());
+        throw TestFailure("step " + std::to_string(i + 1) + " " + steps[i].dump() + ": " +
+                          e.what());
       }
     }
     auto unmatched = http_.unmatched();
@@ -112,7 +116,8 @@ class TranscriptRun {
  private:
   void step(const Json& s) {
     if (!s.is_object() || s.size() != 1) throw TestFailure("a step is an object with one key");
-    const auto& [key, value] = *s.items().begin();
+    const std::string key = s.begin().key();
+    const Json& value = s.begin().value();
     if (key == "user") {
       if (!value.is_string()) throw TestFailure("user must be a string");
       pending_.clear();
@@ -143,14 +148,16 @@ class TranscriptRun {
     } else if (key == "error_matches") {
       std::regex pattern = compile_regex(s, "error_matches");
       if (state_.status != Status::failed) {
-        throw TestFailure("expected a failed run, but the status is " + std::string(to_string(state_.status)));
+        throw TestFailure("expected a failed run, but the status is " +
+                          std::string(to_string(state_.status)));
       }
       if (!std::regex_search(state_.error, pattern)) {
         throw TestFailure("error " + Json(state_.error).dump() + " does not match " + value.dump());
       }
     } else if (key == "handoff") {
       if (state_.status != Status::handoff) {
-        throw TestFailure("expected a handoff, but the status is " + std::string(to_string(state_.status)));
+        throw TestFailure("expected a handoff, but the status is " +
+                          std::string(to_string(state_.status)));
       }
       Json actual{{"queue", state_.handoff_queue}, {"note", state_.handoff_note}};
       if (!value.is_object() || !json_subset(value, actual)) {
@@ -160,7 +167,8 @@ class TranscriptRun {
       // The next HTTP request the flow made that no `request` step has checked yet.
       auto requests = http_.requests();
       if (checked_requests_ >= requests.size()) {
-        throw TestFailure("expected an HTTP request " + value.dump() + ", but the flow made no more");
+        throw TestFailure("expected an HTTP request " + value.dump() +
+                          ", but the flow made no more");
       }
       const HttpRequest& made = requests[checked_requests_++];
       Json actual{{"method", made.method}, {"url", made.url}};

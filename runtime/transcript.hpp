@@ -28,7 +28,7 @@ struct TranscriptOptions {
 };
 
 struct TranscriptOutcome {
-  std::string name;    // "file.test.json" or "file.test.json#2 (name)"
+  std::string name;  // "file.test.json" or "file.test.json#2 (name)"
   bool passed = false;
   std::string failure;  // "step 4 {"bot": ...}: expected ..., got ..."
 };

@@ -49,8 +49,9 @@ class Turn {
   const ScriptGlobals& script_globals();
 
   // Runs `chunk` for `node` through the executor's ScriptRunner (see runtime/scripting.hpp).
-  ScriptRunner::Outcome run_script(const Node& node, const LuaChunk& chunk,
-                           const std::vector<std::pair<std::string_view, const Json*>>& extra = {});
+  ScriptRunner::Outcome run_script(
+      const Node& node, const LuaChunk& chunk,
+      const std::vector<std::pair<std::string_view, const Json*>>& extra = {});
 
   // Used by the executor when a jump switches flows.
   void switch_flow(std::shared_ptr<const Flow> flow, int version);

@@ -26,7 +26,7 @@ std::string url_encode(const std::string& s) {
 
 // A JSON body whose string leaves are templates.
 struct BodyTemplate {
-  Json shape;                                       // the body with string leaves kept
+  Json shape;  // the body with string leaves kept
   std::vector<std::pair<Json::json_pointer, Template>> leaves;
 };
 
@@ -85,10 +85,14 @@ class ApiCallNode : public Node {
       response.error = "no HTTP client is configured";
     }
     auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
-                       std::chrono::steady_clock::now() - started).count();
+                       std::chrono::steady_clock::now() - started)
+                       .count();
     // Errors name the URL as written in the flow: the rendered one may carry secrets.
     const std::string& shown_url = url.source();
-    Json event{{"node", id}, {"method", method}, {"url", url.source()}, {"status", response.status},
+    Json event{{"node", id},
+               {"method", method},
+               {"url", url.source()},
+               {"status", response.status},
                {"ms", elapsed}};
     if (!response.error.empty()) event["error"] = response.error;
     turn.journal("api_call", std::move(event));
@@ -102,7 +106,8 @@ class ApiCallNode : public Node {
     } else if (!save.empty()) {
       Json parsed = Json::parse(response.body, nullptr, false);
       if (parsed.is_discarded()) {
-        problem = method + " " + shown_url + " answered a body that is not JSON, so \"save\" cannot read it";
+        problem = method + " " + shown_url +
+                  " answered a body that is not JSON, so \"save\" cannot read it";
       } else {
         for (const auto& [var, pointer] : save) {
           turn.vars()[var] = parsed.contains(pointer) ? parsed[pointer] : Json();
@@ -182,7 +187,8 @@ void register_api_call_node(NodeRegistry& registry) {
       collect_leaves(ctx, *body, Json::json_pointer(), node->body);
     }
     if (auto timeout = ctx.node().find("timeout_ms"); timeout != ctx.node().end()) {
-      node->timeout_ms = static_cast<int>(ctx.integer_in(*timeout, "/timeout_ms", 1, 30000).value_or(10000));
+      node->timeout_ms =
+          static_cast<int>(ctx.integer_in(*timeout, "/timeout_ms", 1, 30000).value_or(10000));
     }
     if (const Json* save = ctx.optional_object("save")) {
       for (const auto& [var, pointer] : save->items()) {

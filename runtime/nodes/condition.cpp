@@ -59,15 +59,21 @@ bool holds(const Condition& c, const Json& vars) {
         if (holds(child, vars)) return true;
       }
       return false;
-    case Op::not_: return !holds(c.children[0], vars);
-    default: break;
+    case Op::not_:
+      return !holds(c.children[0], vars);
+    default:
+      break;
   }
   const Json* v = lookup_dotted(vars, c.var);
   switch (c.op) {
-    case Op::exists: return v && !v->is_null();
-    case Op::empty: return is_empty(v);
-    case Op::eq: return v && json_equal(*v, c.value);
-    case Op::ne: return !v || !json_equal(*v, c.value);
+    case Op::exists:
+      return v && !v->is_null();
+    case Op::empty:
+      return is_empty(v);
+    case Op::eq:
+      return v && json_equal(*v, c.value);
+    case Op::ne:
+      return !v || !json_equal(*v, c.value);
     case Op::gt:
     case Op::gte:
     case Op::lt:
@@ -95,15 +101,21 @@ bool holds(const Condition& c, const Json& vars) {
     case Op::matches:
       return v && v->is_string() && v->get_ref<const std::string&>().size() <= 4096 &&
              std::regex_search(v->get_ref<const std::string&>(), c.pattern);
-    default: return false;
+    default:
+      return false;
   }
 }
 
-const std::pair<std::string_view, Op> kOps[] = {
-    {"eq", Op::eq},   {"ne", Op::ne},   {"gt", Op::gt},
-    {"gte", Op::gte}, {"lt", Op::lt},   {"lte", Op::lte},
-    {"contains", Op::contains}, {"matches", Op::matches}, {"exists", Op::exists},
-    {"empty", Op::empty}};
+const std::pair<std::string_view, Op> kOps[] = {{"eq", Op::eq},
+                                                {"ne", Op::ne},
+                                                {"gt", Op::gt},
+                                                {"gte", Op::gte},
+                                                {"lt", Op::lt},
+                                                {"lte", Op::lte},
+                                                {"contains", Op::contains},
+                                                {"matches", Op::matches},
+                                                {"exists", Op::exists},
+                                                {"empty", Op::empty}};
 
 bool parse_condition(NodeParseContext& ctx, const Json& json, const std::string& path,
                      Condition& out, int depth) {
@@ -112,15 +124,17 @@ bool parse_condition(NodeParseContext& ctx, const Json& json, const std::string&
     return false;
   }
   if (!json.is_object()) {
-    ctx.error(path, "a condition must be an object ({\"var\", \"op\", \"value\"}, {\"all\"}, "
-                    "{\"any\"} or {\"not\"}) or a Lua expression string");
+    ctx.error(path,
+              "a condition must be an object ({\"var\", \"op\", \"value\"}, {\"all\"}, "
+              "{\"any\"} or {\"not\"}) or a Lua expression string");
     return false;
   }
   for (auto [key, op] : {std::pair{"all", Op::all}, std::pair{"any", Op::any}}) {
     auto it = json.find(key);
     if (it == json.end()) continue;
     out.op = op;
-    if (json.size() != 1) ctx.error(path, std::string("\"") + key + "\" must be the only field of its object");
+    if (json.size() != 1)
+      ctx.error(path, std::string("\"") + key + "\" must be the only field of its object");
     if (!it->is_array() || it->empty()) {
       ctx.error(path + "/" + key, std::string(key) + " must be a non-empty array of conditions");
       return false;
@@ -128,7 +142,8 @@ bool parse_condition(NodeParseContext& ctx, const Json& json, const std::string&
     bool ok = true;
     for (size_t i = 0; i < it->size(); ++i) {
       Condition child;
-      ok &= parse_condition(ctx, (*it)[i], path + "/" + key + "/" + std::to_string(i), child, depth + 1);
+      ok &= parse_condition(ctx, (*it)[i], path + "/" + key + "/" + std::to_string(i), child,
+                            depth + 1);
       out.children.push_back(std::move(child));
     }
     return ok;
@@ -144,18 +159,22 @@ bool parse_condition(NodeParseContext& ctx, const Json& json, const std::string&
   for (const auto& [key, value] : json.items()) {
     if (key != "var" && key != "op" && key != "value") {
       std::vector<std::string_view> known{"var", "op", "value", "all", "any", "not"};
-      ctx.error(path + "/" + key, "unknown field \"" + key + "\" in a condition" + did_you_mean(key, known));
+      ctx.error(path + "/" + key,
+                "unknown field \"" + key + "\" in a condition" + did_you_mean(key, known));
     }
   }
   auto var = json.find("var");
   if (var == json.end() || !var->is_string() || var->get<std::string>().empty()) {
-    ctx.error(path + "/var", "a condition needs \"var\": the name of a variable (dotted for nested values)");
+    ctx.error(path + "/var",
+              "a condition needs \"var\": the name of a variable (dotted for nested values)");
     return false;
   }
   out.var = split_dotted(var->get<std::string>());
   auto op = json.find("op");
   if (op == json.end() || !op->is_string()) {
-    ctx.error(path + "/op", "a condition needs \"op\": eq, ne, gt, gte, lt, lte, contains, matches, exists or empty");
+    ctx.error(
+        path + "/op",
+        "a condition needs \"op\": eq, ne, gt, gte, lt, lte, contains, matches, exists or empty");
     return false;
   }
   std::string op_name = op->get<std::string>();
@@ -169,8 +188,9 @@ bool parse_condition(NodeParseContext& ctx, const Json& json, const std::string&
     }
   }
   if (!found) {
-    ctx.error(path + "/op", "unknown operator \"" + op_name + "\"" + did_you_mean(op_name, names) +
-                                "; use eq, ne, gt, gte, lt, lte, contains, matches, exists or empty");
+    ctx.error(path + "/op",
+              "unknown operator \"" + op_name + "\"" + did_you_mean(op_name, names) +
+                  "; use eq, ne, gt, gte, lt, lte, contains, matches, exists or empty");
     return false;
   }
   auto value = json.find("value");
@@ -191,7 +211,8 @@ bool parse_condition(NodeParseContext& ctx, const Json& json, const std::string&
     try {
       out.pattern = std::regex(out.value.get<std::string>(), std::regex::ECMAScript);
     } catch (const std::regex_error& e) {
-      ctx.error(path + "/value", "invalid regular expression " + out.value.dump() + ": " + e.what());
+      ctx.error(path + "/value",
+                "invalid regular expression " + out.value.dump() + ": " + e.what());
       return false;
     }
   }
@@ -216,7 +237,8 @@ class ConditionNode : public Node {
       }
       auto outcome = turn.run_script(*this, branch.lua);
       if (!outcome.ok) return Step::fail("condition failed: " + outcome.error);
-      if (!outcome.values.empty() && sandbox::truthy(outcome.values[0])) return Step::go(branch.next);
+      if (!outcome.values.empty() && sandbox::truthy(outcome.values[0]))
+        return Step::go(branch.next);
     }
     return Step::go(otherwise);
   }
@@ -265,7 +287,8 @@ void register_condition_node(NodeRegistry& registry) {
         if (parsed.next.empty()) ctx.error(path, "a branch needs \"next\": the node to go to");
         for (const auto& [key, value] : branch.items()) {
           if (key != "when" && key != "next") {
-            ctx.error(path + "/" + key, "unknown field \"" + key + "\" in a branch (use when, next)");
+            ctx.error(path + "/" + key,
+                      "unknown field \"" + key + "\" in a branch (use when, next)");
           }
         }
         node->branches.push_back(std::move(parsed));

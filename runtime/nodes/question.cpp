@@ -93,14 +93,15 @@ class QuestionNode : public Node {
 void parse_expect(NodeParseContext& ctx, const Json& json, Expectation& expect) {
   for (const auto& [key, value] : json.items()) {
     if (key != "type" && key != "min" && key != "max" && key != "pattern" && key != "choices") {
-      ctx.error("/expect/" + key, "unknown field \"" + key +
-                                      "\" in expect (use type, min, max, pattern, choices)");
+      ctx.error("/expect/" + key,
+                "unknown field \"" + key + "\" in expect (use type, min, max, pattern, choices)");
     }
   }
   auto type = json.find("type");
   if (type == json.end() || !type->is_string()) {
-    ctx.error("/expect/type", "expect.type must be one of text, number, integer, boolean, email, "
-                              "phone, choice, regex");
+    ctx.error("/expect/type",
+              "expect.type must be one of text, number, integer, boolean, email, "
+              "phone, choice, regex");
     return;
   }
   auto parsed = parse_expect_type(type->get<std::string>());
@@ -126,11 +127,13 @@ void parse_expect(NodeParseContext& ctx, const Json& json, Expectation& expect) 
   if (expect.type == Expectation::Type::choice) {
     auto choices = json.find("choices");
     if (choices == json.end() || !choices->is_array() || choices->empty()) {
-      ctx.error("/expect/choices", "a choice question needs \"choices\": a non-empty array of strings");
+      ctx.error("/expect/choices",
+                "a choice question needs \"choices\": a non-empty array of strings");
     } else {
       for (size_t i = 0; i < choices->size(); ++i) {
         if (!(*choices)[i].is_string() || (*choices)[i].get<std::string>().empty()) {
-          ctx.error("/expect/choices/" + std::to_string(i), "each choice must be a non-empty string");
+          ctx.error("/expect/choices/" + std::to_string(i),
+                    "each choice must be a non-empty string");
         } else {
           expect.choices.push_back((*choices)[i].get<std::string>());
         }
@@ -140,13 +143,15 @@ void parse_expect(NodeParseContext& ctx, const Json& json, Expectation& expect) 
   if (expect.type == Expectation::Type::regex) {
     auto pattern = json.find("pattern");
     if (pattern == json.end() || !pattern->is_string()) {
-      ctx.error("/expect/pattern", "a regex question needs \"pattern\": a regular expression string");
+      ctx.error("/expect/pattern",
+                "a regex question needs \"pattern\": a regular expression string");
     } else {
       expect.pattern = pattern->get<std::string>();
       try {
         expect.compiled = std::regex(expect.pattern, std::regex::ECMAScript);
       } catch (const std::regex_error& e) {
-        ctx.error("/expect/pattern", "invalid regular expression " + pattern->dump() + ": " + e.what());
+        ctx.error("/expect/pattern",
+                  "invalid regular expression " + pattern->dump() + ": " + e.what());
       }
     }
   }
@@ -162,16 +167,19 @@ void register_question_node(NodeRegistry& registry) {
     node->save_as = ctx.required_string("save_as");
     if (ctx.node().contains("save_as") && ctx.node()["save_as"].is_string() &&
         !std::regex_match(node->save_as, std::regex("[A-Za-z_][A-Za-z0-9_]{0,63}"))) {
-      ctx.error("/save_as", "save_as must be a variable name: letters, digits and '_', not "
-                            "starting with a digit (so templates and conditions can read it), not \"" +
-                                node->save_as + "\"");
+      ctx.error("/save_as",
+                "save_as must be a variable name: letters, digits and '_', not "
+                "starting with a digit (so templates and conditions can read it), not \"" +
+                    node->save_as + "\"");
     }
-    if (const Json* expect = ctx.optional_object("expect")) parse_expect(ctx, *expect, node->expect);
+    if (const Json* expect = ctx.optional_object("expect"))
+      parse_expect(ctx, *expect, node->expect);
     if (const Json* retry = ctx.optional_object("retry")) {
       node->has_retry = true;
       for (const auto& [key, value] : retry->items()) {
         if (key != "text" && key != "max_attempts" && key != "next") {
-          ctx.error("/retry/" + key, "unknown field \"" + key + "\" in retry (use text, max_attempts, next)");
+          ctx.error("/retry/" + key,
+                    "unknown field \"" + key + "\" in retry (use text, max_attempts, next)");
         }
       }
       if (auto it = retry->find("text"); it != retry->end()) {
@@ -179,21 +187,24 @@ void register_question_node(NodeRegistry& registry) {
         node->retry_text = template_at(ctx, *it, "/retry/text");
       }
       if (auto it = retry->find("max_attempts"); it != retry->end()) {
-        node->max_attempts = static_cast<int>(ctx.integer_in(*it, "/retry/max_attempts", 1, 100).value_or(0));
+        node->max_attempts =
+            static_cast<int>(ctx.integer_in(*it, "/retry/max_attempts", 1, 100).value_or(0));
       }
       node->retry_next = node_id_field(ctx, *retry, "next", "/retry/next");
     }
     if (const Json* timeout = ctx.optional_object("timeout")) {
       for (const auto& [key, value] : timeout->items()) {
         if (key != "after_s" && key != "next") {
-          ctx.error("/timeout/" + key, "unknown field \"" + key + "\" in timeout (use after_s, next)");
+          ctx.error("/timeout/" + key,
+                    "unknown field \"" + key + "\" in timeout (use after_s, next)");
         }
       }
       auto after = timeout->find("after_s");
       if (after == timeout->end()) {
         ctx.error("/timeout", "timeout needs \"after_s\" (seconds to wait)");
       } else {
-        node->timeout_s = static_cast<int>(ctx.integer_in(*after, "/timeout/after_s", 1, 30 * 24 * 3600).value_or(0));
+        node->timeout_s = static_cast<int>(
+            ctx.integer_in(*after, "/timeout/after_s", 1, 30 * 24 * 3600).value_or(0));
       }
       node->timeout_next = node_id_field(ctx, *timeout, "next", "/timeout/next");
       if (node->timeout_next.empty()) {

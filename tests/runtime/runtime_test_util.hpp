@@ -139,7 +139,7 @@ class Conversation {
   }
 
   TurnResult run(InboundEvent event) {
-    Executor executor(ExecutorServices{&clock, http_, nullptr}, options_);
+    Executor executor(ExecutorServices{&clock, http_, scripts}, options_);
     TurnInput input{current_flow(), state, contact, std::move(event), &tenant};
     TurnResult result = executor.run_turn(std::move(input));
     state = result.state;
@@ -156,6 +156,7 @@ class Conversation {
   ConversationState state;
   Contact contact{"contact-1", "Ana", "+5511912345678"};
   TenantContext tenant;
+  ScriptRunner* scripts = nullptr;  // Lua runs only when a test gives a runner
 
  private:
   std::shared_ptr<const Flow> flow_;
