@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
 #include <array>
 #include <cstdio>
@@ -19,6 +20,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
+using Json = nlohmann::json;
 
 struct CliRun {
   int status = -1;  // exit status
@@ -87,6 +89,48 @@ TEST(CliChat, BadVarsIsAUsageError) {
   CliRun run = flowrt("chat chat-flow.json --vars '[1]' </dev/null", /*with_stderr=*/true);
   EXPECT_EQ(run.status, 2);
   EXPECT_THAT(run.out, HasSubstr("--vars must be a JSON object"));
+}
+
+TEST(CliScript, PrintsReturnedValuesAndVarsAndSendsLogToStderr) {
+  CliRun run = flowrt("script scripts/count.lua --vars '{\"count\": 2}' --answer '\"yes\"'",
+                      /*with_stderr=*/true);
+  EXPECT_EQ(run.status, 0) << run.out;
+  EXPECT_THAT(run.out, HasSubstr("log: counted 3"));
+  auto json_start = run.out.find('{');
+  ASSERT_NE(json_start, std::string::npos) << run.out;
+  Json printed = Json::parse(run.out.substr(json_start));
+  EXPECT_EQ(printed["returned"], Json::parse("[30, \"yes\"]"));
+  EXPECT_EQ(printed["vars"], Json::parse("{\"count\": 3}"));
+}
+
+TEST(CliScript, ALimitExitsOneWithTheCause) {
+  CliRun run = flowrt("script scripts/spin.lua", /*with_stderr=*/true);
+  EXPECT_EQ(run.status, 1);
+  EXPECT_THAT(run.out, HasSubstr("instruction_limit"));
+  EXPECT_THAT(run.out, HasSubstr("instruction limit of 1000000 exceeded"));
+}
+
+TEST(CliScript, LimitsComeFromTheEnvironment) {
+  CliRun lowered;
+  std::string command = std::string("cd '") + FLOWRT_RUNTIME_TEST_DATA +
+                        "' && FLOWRT_SCRIPT_INSTRUCTIONS=500 '" + FLOWRT_BINARY +
+                        "' script scripts/spin.lua 2>&1";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::array<char, 4096> buffer;
+  size_t n;
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0)
+    lowered.out.append(buffer.data(), n);
+  int raw = ::pclose(pipe);
+  EXPECT_EQ(WEXITSTATUS(raw), 1);
+  EXPECT_THAT(lowered.out, HasSubstr("instruction limit of 500 exceeded"));
+}
+
+TEST(CliScript, ASyntaxErrorExitsOneWithTheLine) {
+  CliRun run = flowrt("script scripts/broken.lua", /*with_stderr=*/true);
+  EXPECT_EQ(run.status, 1);
+  EXPECT_THAT(run.out, HasSubstr("syntax"));
+  EXPECT_THAT(run.out, HasSubstr("line 2"));
 }
 
 TEST(CliTest, PassingTranscriptExitsZero) {
