@@ -16,6 +16,24 @@
 #include <flowrt/plugin_fingerprint.hpp>
 
 namespace flowrt::runtime::plugin_host {
+
+CurrentException describe_current_exception() {
+  CurrentException current{"an exception", std::nullopt};
+  if (const std::type_info* info = abi::__cxa_current_exception_type()) {
+    int status = 0;
+    char* demangled = abi::__cxa_demangle(info->name(), nullptr, nullptr, &status);
+    current.type = status == 0 && demangled ? demangled : info->name();
+    std::free(demangled);
+  }
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    current.what = e.what();
+  } catch (...) {
+  }
+  return current;
+}
+
 namespace {
 
 #if defined(__x86_64__)

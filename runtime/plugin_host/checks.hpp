@@ -13,6 +13,14 @@
 
 namespace flowrt::runtime::plugin_host {
 
+// The demangled type and what() of the exception being handled (what is empty for an
+// exception not derived from std::exception). Call only inside a catch block.
+struct CurrentException {
+  std::string type;
+  std::optional<std::string> what;
+};
+CurrentException describe_current_exception();
+
 // File checks done without loading anything: a regular file, not writable by every user,
 // an ELF shared object of this machine's class, byte order and architecture, with every
 // header and loadable segment inside the file (so not truncated).

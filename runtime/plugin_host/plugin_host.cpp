@@ -86,20 +86,8 @@ std::string lower(std::string text) {
 }
 
 std::string exception_text() {
-  std::string type = "an exception";
-  if (const std::type_info* info = abi::__cxa_current_exception_type()) {
-    int status = 0;
-    char* demangled = abi::__cxa_demangle(info->name(), nullptr, nullptr, &status);
-    type = status == 0 && demangled ? demangled : info->name();
-    std::free(demangled);
-  }
-  try {
-    throw;
-  } catch (const std::exception& e) {
-    return type + " (" + e.what() + ")";
-  } catch (...) {
-    return type;
-  }
+  CurrentException current = describe_current_exception();
+  return current.what ? current.type + " (" + *current.what + ")" : current.type;
 }
 
 // Host-side views of an inbound request: every pointer the plugin sees points into this.

@@ -33,6 +33,8 @@ namespace {
 using flowrt::runtime::plugin_host::check_description;
 using flowrt::runtime::plugin_host::check_manifest;
 using flowrt::runtime::plugin_host::check_plugin_file;
+using flowrt::runtime::plugin_host::CurrentException;
+using flowrt::runtime::plugin_host::describe_current_exception;
 using flowrt::runtime::plugin_host::dlerror_from_boost;
 using flowrt::runtime::plugin_host::explain_load_error;
 using flowrt::runtime::plugin_host::ManifestInfo;
@@ -77,20 +79,8 @@ class Reporter {
 
 // "std::runtime_error: message" for the exception being handled.
 std::string current_exception_text() {
-  std::string type = "an exception";
-  if (const std::type_info* info = abi::__cxa_current_exception_type()) {
-    int status = 0;
-    char* demangled = abi::__cxa_demangle(info->name(), nullptr, nullptr, &status);
-    type = status == 0 && demangled ? demangled : info->name();
-    std::free(demangled);
-  }
-  try {
-    throw;
-  } catch (const std::exception& e) {
-    return type + ": " + e.what();
-  } catch (...) {
-    return type;
-  }
+  CurrentException current = describe_current_exception();
+  return current.what ? current.type + ": " + *current.what : current.type;
 }
 
 void append_to_string(void* context, const char* data, size_t size) {
