@@ -16,6 +16,7 @@ int test_command(const Args& args, std::ostream& out, std::ostream& err);
 int script_command(const Args& args, std::ostream& out, std::ostream& err);
 int plugins_command(const Args& args, std::ostream& out, std::ostream& err);
 int migrate_command(const Args& args, std::ostream& out, std::ostream& err);
+int serve_command(const Args& args, std::ostream& out, std::ostream& err);
 
 // Pulls `--name VALUE` (or `--name=VALUE`) out of args; returns whether it was there.
 bool take_option(Args& args, const std::string& name, std::string& value);

@@ -153,7 +153,6 @@ ServerConfig load_server_config(Args& args) {
   if (take_flag(args, "--allow-private-network")) config.allow_private_network = true;
   if (config.threads == 0)
     config.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  if (config.public_url.empty()) config.public_url = "http://" + config.listen;
   return config;
 }
 

@@ -15,7 +15,7 @@ namespace flowrt::api {
 
 struct ServerConfig {
   std::string listen = "127.0.0.1:8080";  // host:port; port 0 picks a free one
-  std::string public_url;                 // base of webhook URLs; default http://<listen>
+  std::string public_url;                 // base of webhook URLs; empty: http://<Host header>
   std::string database_url;               // empty: a local PostgreSQL under data_dir
   std::string data_dir = ".flowrt";       // local PostgreSQL cluster and other state
   std::string plugins_dir;                // empty: the bundled providers next to the binary

@@ -15,6 +15,9 @@ commands:
   script FILE [--vars JSON]        run a Lua file in the flow-script sandbox
   plugins [--plugins DIR]          list the providers that load, and why others fail
   migrate [--database-url URL]     apply pending migrations (default: local PostgreSQL)
+  serve [--listen HOST:PORT] [--database-url URL] [--demo FLOWS_DIR]
+                                   run the HTTP API, workers and (by default) a local
+                                   PostgreSQL under .flowrt/; see docs/operations.md
 
 Run `flowrt <command> --help` for a command's options.
 )";
@@ -36,6 +39,7 @@ int main(int argc, char** argv) {
     if (command == "script") return script_command(args, std::cout, std::cerr);
     if (command == "plugins") return plugins_command(args, std::cout, std::cerr);
     if (command == "migrate") return migrate_command(args, std::cout, std::cerr);
+    if (command == "serve") return serve_command(args, std::cout, std::cerr);
   } catch (const std::exception& e) {
     std::cerr << "flowrt " << command << ": " << e.what() << "\n";
     return 2;

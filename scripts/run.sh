@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Builds flowrt and starts it. For now this is `flowrt chat` on the lead-qualification
-# example: a conversation in the terminal with the real executor, no server needed.
-# Extra arguments go to flowrt chat (e.g. --name Ana).
+# Builds flowrt and starts the product: `flowrt serve` with a PostgreSQL it runs itself
+# under .flowrt/ (initdb on first run, stopped with the server), migrations, the HTTP API
+# on 127.0.0.1:8080, and a demo tenant with the example flows published and a webchat
+# channel. It prints the curl lines to talk to the bot. Ctrl-C stops everything cleanly.
+# Extra arguments go to flowrt serve (e.g. --listen 127.0.0.1:9000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build --target flowrt -j "$(nproc)"
+cmake --build build --target flowrt flowrt_bundled_plugins -j "$(nproc)"
 
-exec build/api/flowrt chat flows/examples/lead-qualification.json "$@"
+exec build/api/flowrt serve --demo flows/examples "$@"

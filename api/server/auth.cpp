@@ -104,31 +104,4 @@ std::string sha256_hex(std::string_view data) {
   return hex_encode(std::string_view(reinterpret_cast<const char*>(digest), length));
 }
 
-GeneratedKey generate_api_key() {
-  GeneratedKey key;
-  key.key_id = hex_encode(random_bytes(6));
-  key.token = "frt_" + key.key_id + "_" + base64url_encode(random_bytes(32));
-  key.hash = sha256_hex(key.token);
-  return key;
-}
-
-std::optional<std::string> api_key_id(std::string_view token) {
-  constexpr std::string_view prefix = "frt_";
-  if (token.size() < prefix.size() + 14 || token.substr(0, 4) != prefix || token[16] != '_') {
-    return std::nullopt;
-  }
-  std::string_view id = token.substr(4, 12);
-  for (char c : id) {
-    bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-    if (!hex) return std::nullopt;
-  }
-  return std::string(id);
-}
-
-bool verify_api_key(std::string_view token, std::string_view stored_hash) {
-  std::string computed = sha256_hex(token);
-  return computed.size() == stored_hash.size() &&
-         CRYPTO_memcmp(computed.data(), stored_hash.data(), computed.size()) == 0;
-}
-
 }  // namespace flowrt::api

@@ -19,9 +19,10 @@
 // The operator is not a tenant key: it passes operator routes only, and a tenant key never
 // passes an operator route (403 either way).
 //
-// Tenant API keys look like `frt_<key id>_<secret>`: the key id (12 hex digits) is stored
-// in clear for lookup, the whole token only as its SHA-256 hex digest; the token itself is
-// shown once, when the key is created.
+// Tenant API keys look like `frt_<48 hex digits>` (192 random bits). The store keeps only
+// the token's SHA-256 digest (unique, so a token is found by its digest) and a short prefix
+// to show in lists; the token itself is shown once, when the key is created
+// (runtime/store/store.hpp, create_key and authenticate).
 #pragma once
 
 #include <optional>
@@ -79,20 +80,6 @@ std::optional<std::string> parse_bearer_token(std::string_view authorization);
 
 // Compares in time that depends only on the lengths, never on where the inputs differ.
 bool constant_time_equals(std::string_view a, std::string_view b);
-
-struct GeneratedKey {
-  std::string token;   // "frt_<key_id>_<secret>": give it to the user once, never store it
-  std::string key_id;  // 12 hex digits, stored in clear to find the key
-  std::string hash;    // sha256_hex(token), stored
-};
-
-// A new tenant API key from OpenSSL's RAND_bytes (96 bits of key id, 256 bits of secret).
-// Throws std::runtime_error if the random generator fails.
-GeneratedKey generate_api_key();
-// The key id of a token in our format, nullopt if `token` is not one.
-std::optional<std::string> api_key_id(std::string_view token);
-// True when `token` hashes to `stored_hash` (constant-time comparison).
-bool verify_api_key(std::string_view token, std::string_view stored_hash);
 
 std::string sha256_hex(std::string_view data);
 // `n` bytes from RAND_bytes; throws std::runtime_error on failure.

@@ -709,6 +709,32 @@ void Store::audit(const AuditEntry& entry) {
   });
 }
 
+std::vector<Json> Store::take_held_messages(const std::string& tenant_id,
+                                            const std::string& channel_id,
+                                            const std::string& contact_external_id) {
+  return pool_->transact([&](pqxx::work& tx) {
+    auto rows = tx.exec_params(
+        "WITH taken AS ("
+        "  SELECT o.id FROM outbox o JOIN contacts c "
+        "    ON c.tenant_id = o.tenant_id AND c.id = o.contact_id "
+        "  WHERE o.tenant_id = $1 AND o.channel_id = $2 AND o.state = 'held' "
+        "    AND c.channel_id = $2 AND c.external_id = $3 "
+        "  FOR UPDATE OF o SKIP LOCKED) "
+        "UPDATE outbox SET state = 'sent', sent_at = now() "
+        "WHERE tenant_id = $1 AND id IN (SELECT id FROM taken) RETURNING id, payload::text",
+        tenant_id, channel_id, contact_external_id);
+    std::vector<std::pair<int64_t, Json>> taken;
+    for (const auto& row : rows) {
+      taken.emplace_back(row[0].as<int64_t>(), Json::parse(row[1].as<std::string>()));
+    }
+    std::sort(taken.begin(), taken.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::vector<Json> out;
+    for (auto& [id, payload] : taken) out.push_back(std::move(payload));
+    return out;
+  });
+}
+
 Store::Depths Store::depths() {
   return pool_->transact([&](pqxx::work& tx) {
     auto row = tx.exec(

@@ -240,6 +240,11 @@ class Store {
                                                const std::string& conversation_id,
                                                const PageRequest& page);
 
+  // Takes the messages held for `contact_external_id` on the channel (SendResult::held),
+  // oldest first, and marks them sent: each is returned by exactly one call.
+  std::vector<Json> take_held_messages(const std::string& tenant_id, const std::string& channel_id,
+                                       const std::string& contact_external_id);
+
   // --- idempotency ----------------------------------------------------------------------
   // Claims (tenant, scope, key) for a request whose body hashes to `request_hash`.
   //   nullopt            -> claimed: run the request, then call finish_idempotent.

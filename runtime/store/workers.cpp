@@ -82,6 +82,13 @@ void OutboxDispatcher::record(const OutboxMessage& message, const SendResult& re
     });
     return;
   }
+  if (result.kind == SendResult::Kind::held) {
+    store_.pool().transact([&](pqxx::work& tx) {
+      tx.exec_params("UPDATE outbox SET state = 'held', last_error = '' WHERE id = $1",
+                     message.id);
+    });
+    return;
+  }
   thread_local std::mt19937 random(std::random_device{}());
   auto delay = backoff_delay(options_, message.attempt,
                              std::uniform_real_distribution<double>(0, 1)(random));

@@ -47,6 +47,8 @@ struct SendResult {
     ok,         // delivered
     retryable,  // network error, timeout, 5xx, 429: try again later
     permanent,  // 4xx or a channel that cannot deliver: do not retry
+    held,       // the provider cannot push: keep for the contact's next request (webchat),
+                // see Store::take_held_messages
   };
   Kind kind = Kind::ok;
   std::string error;  // for the journal when not ok
@@ -54,6 +56,7 @@ struct SendResult {
   static SendResult sent() { return {Kind::ok, {}}; }
   static SendResult retry(std::string why) { return {Kind::retryable, std::move(why)}; }
   static SendResult fail(std::string why) { return {Kind::permanent, std::move(why)}; }
+  static SendResult hold() { return {Kind::held, {}}; }
 };
 
 // Delivers outbox messages (the HTTP API implements it over the provider plugins). Called

@@ -195,18 +195,7 @@ TEST(Auth, ParsesBearerTokens) {
   EXPECT_FALSE(parse_bearer_token("Bearerabc"));
 }
 
-TEST(Auth, GeneratedKeysVerifyAgainstTheirHashOnly) {
-  auto key = generate_api_key();
-  auto other = generate_api_key();
-  EXPECT_NE(key.token, other.token);
-  EXPECT_TRUE(key.token.starts_with("frt_" + key.key_id + "_"));
-  EXPECT_EQ(api_key_id(key.token), key.key_id);
-  EXPECT_EQ(key.hash.size(), 64u);
-  EXPECT_EQ(key.token.find(key.hash), std::string::npos);
-  EXPECT_TRUE(verify_api_key(key.token, key.hash));
-  EXPECT_FALSE(verify_api_key(other.token, key.hash));
-  EXPECT_FALSE(api_key_id("frt_short"));
-  EXPECT_FALSE(api_key_id("xyz_0123456789ab_secret"));
+TEST(Auth, Sha256Hex) {
   EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 

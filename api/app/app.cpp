@@ -1,0 +1,101 @@
+#include "api/app/app.hpp"
+
+#include <ctime>
+
+namespace flowrt::api {
+
+void rethrow_store_error(const store::StoreError& error) {
+  switch (error.code()) {
+    case store::StoreError::Code::not_found:
+      throw ApiError(problems::not_found(error.what()));
+    case store::StoreError::Code::conflict:
+      throw ApiError(problems::conflict(error.what()));
+    case store::StoreError::Code::invalid:
+      throw ApiError(problems::validation({{"", error.what()}}, error.what()));
+  }
+  throw ApiError(problems::validation({{"", error.what()}}, error.what()));
+}
+
+std::string actor_of(const Request& request) {
+  if (!request.principal) return "anonymous";
+  if (request.principal->is_operator()) return "operator";
+  return "key:" + request.principal->key_id;
+}
+
+void audit(AppContext& app, const Request& request, std::string action, std::string type,
+           std::string id, std::optional<Json> before, std::optional<Json> after) {
+  store::AuditEntry entry;
+  entry.tenant_id = request.tenant_id();
+  entry.actor = actor_of(request);
+  entry.action = std::move(action);
+  entry.resource_type = std::move(type);
+  entry.resource_id = std::move(id);
+  entry.before = std::move(before);
+  entry.after = std::move(after);
+  entry.request_id = request.request_id;
+  app.store.audit(entry);
+}
+
+store::PageRequest store_page(const Request& request) {
+  store::PageRequest page;
+  if (auto limit = request.query_param("limit")) {
+    char* end = nullptr;
+    long value = std::strtol(limit->c_str(), &end, 10);
+    if (limit->empty() || *end != '\0' || value < 1 || value > 200) {
+      throw ApiError(
+          problems::bad_request("limit must be an integer from 1 to 200, not \"" + *limit + "\""));
+    }
+    page.limit = static_cast<int>(value);
+  }
+  page.cursor = request.query_param("cursor").value_or("");
+  return page;
+}
+
+std::string required_string(const Json& body, const char* field) {
+  auto it = body.find(field);
+  if (it == body.end() || !it->is_string() || it->get<std::string>().empty()) {
+    throw ApiError(problems::validation(
+        {{std::string("/") + field,
+          std::string(field) + " is required and must be a non-empty string"}}));
+  }
+  return it->get<std::string>();
+}
+
+std::string optional_string(const Json& body, const char* field, std::string fallback) {
+  auto it = body.find(field);
+  if (it == body.end() || it->is_null()) return fallback;
+  if (!it->is_string()) {
+    throw ApiError(problems::validation(
+        {{std::string("/") + field, std::string(field) + " must be a string"}}));
+  }
+  return it->get<std::string>();
+}
+
+std::string iso_time(int64_t unix_ms) {
+  if (unix_ms <= 0) return "";
+  std::time_t seconds = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char buffer[32];
+  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%S", &tm);
+  char out[40];
+  std::snprintf(out, sizeof out, "%s.%03dZ", buffer, static_cast<int>(unix_ms % 1000));
+  return out;
+}
+
+std::string public_base_url(const AppContext& app, const Request& request) {
+  if (!app.config.public_url.empty()) return app.config.public_url;
+  return "http://" + request.header("Host").value_or(app.config.listen);
+}
+
+void register_routes(Router& router, AppContext& app) {
+  register_tenant_routes(router, app);
+  register_key_routes(router, app);
+  register_secret_routes(router, app);
+  register_flow_routes(router, app);
+  register_channel_routes(router, app);
+  register_webhook_routes(router, app);
+  register_conversation_routes(router, app);
+}
+
+}  // namespace flowrt::api

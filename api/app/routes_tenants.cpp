@@ -1,0 +1,181 @@
+// Tenants (operator), API keys and secrets (tenant admin).
+#include <regex>
+
+#include "api/app/app.hpp"
+
+namespace flowrt::api {
+namespace {
+
+Json tenant_json(const store::Tenant& t) {
+  return {{"id", t.id}, {"name", t.name}, {"created_at", iso_time(t.created_at_ms)}};
+}
+
+Json key_json(const store::ApiKey& k) {
+  return {{"id", k.id},
+          {"name", k.name},
+          {"role", std::string(store::to_string(k.role))},
+          {"prefix", k.prefix},
+          {"created_at", iso_time(k.created_at_ms)}};
+}
+
+const std::regex& secret_name_pattern() {
+  static const std::regex pattern("[A-Za-z0-9_]{1,64}");
+  return pattern;
+}
+
+}  // namespace
+
+void register_tenant_routes(Router& router, AppContext& app) {
+  router.add(
+      "POST", "/v1/tenants",
+      [&app](const Request& request) {
+        Json body = parse_json_body(request);
+        std::string name = required_string(body, "name");
+        std::string id = optional_string(body, "id");
+        auto [tenant, key] = with_store_errors([&] { return app.store.create_tenant(name, id); });
+        Json answer = tenant_json(tenant);
+        answer["admin_key"] = key_json(key.key);
+        answer["admin_key"]["token"] = key.secret;  // shown once
+        audit(app, request, "tenant.create", "tenant", tenant.id, std::nullopt,
+              tenant_json(tenant));
+        return Response::json(201, answer);
+      },
+      Access::operator_only());
+
+  router.add(
+      "GET", "/v1/tenants",
+      [&app](const Request& request) {
+        return Response::json(200,
+                              page_json(app.store.list_tenants(store_page(request)), tenant_json));
+      },
+      Access::operator_only());
+
+  router.add(
+      "GET", "/v1/tenants/{id}",
+      [&app](const Request& request) {
+        auto tenant = app.store.get_tenant(request.param("id"));
+        if (!tenant)
+          throw ApiError(problems::not_found("no tenant \"" + request.param("id") + "\""));
+        return Response::json(200, tenant_json(*tenant));
+      },
+      Access::operator_only());
+
+  router.add(
+      "DELETE", "/v1/tenants/{id}",
+      [&app](const Request& request) {
+        auto tenant = app.store.get_tenant(request.param("id"));
+        if (!tenant || !app.store.delete_tenant(tenant->id)) {
+          throw ApiError(problems::not_found("no tenant \"" + request.param("id") + "\""));
+        }
+        audit(app, request, "tenant.delete", "tenant", tenant->id, tenant_json(*tenant),
+              std::nullopt);
+        return Response::no_content();
+      },
+      Access::operator_only());
+}
+
+void register_key_routes(Router& router, AppContext& app) {
+  router.add(
+      "POST", "/v1/keys",
+      [&app](const Request& request) {
+        Json body = parse_json_body(request);
+        std::string role_text = required_string(body, "role");
+        auto role = store::parse_role(role_text);
+        if (!role) {
+          throw ApiError(problems::validation(
+              {{"/role",
+                "role must be admin, editor, agent or viewer, not \"" + role_text + "\""}}));
+        }
+        std::string name = optional_string(body, "name");
+        store::NewApiKey key = app.store.create_key(request.tenant_id(), *role, name);
+        Json answer = key_json(key.key);
+        answer["token"] = key.secret;  // shown once, stored only as a hash
+        audit(app, request, "key.create", "key", key.key.id, std::nullopt, key_json(key.key));
+        return Response::json(201, answer);
+      },
+      Access::tenant(Role::admin));
+
+  router.add(
+      "GET", "/v1/keys",
+      [&app](const Request& request) {
+        return Response::json(
+            200,
+            page_json(app.store.list_keys(request.tenant_id(), store_page(request)), key_json));
+      },
+      Access::tenant(Role::admin));
+
+  router.add(
+      "DELETE", "/v1/keys/{id}",
+      [&app](const Request& request) {
+        if (!app.store.delete_key(request.tenant_id(), request.param("id"))) {
+          throw ApiError(problems::not_found("no key \"" + request.param("id") + "\""));
+        }
+        audit(app, request, "key.delete", "key", request.param("id"), std::nullopt, std::nullopt);
+        return Response::no_content();
+      },
+      Access::tenant(Role::admin));
+}
+
+void register_secret_routes(Router& router, AppContext& app) {
+  router.add(
+      "PUT", "/v1/secrets/{name}",
+      [&app](const Request& request) {
+        std::string name = request.param("name");
+        if (!std::regex_match(name, secret_name_pattern())) {
+          throw ApiError(problems::validation(
+              {{"", "a secret name is 1-64 letters, digits or '_', not \"" + name + "\""}}));
+        }
+        Json body = parse_json_body(request);
+        auto value = body.find("value");
+        if (value == body.end() || !value->is_string()) {
+          throw ApiError(
+              problems::validation({{"/value", "value is required and must be a string"}}));
+        }
+        bool existed = app.store.secret_exists(request.tenant_id(), name);
+        app.store.put_secret(request.tenant_id(), name, value->get<std::string>());
+        // The audit log records that the secret changed, never its value.
+        audit(app, request, existed ? "secret.update" : "secret.create", "secret", name,
+              existed ? std::optional<Json>(Json{{"name", name}, {"value", "[redacted]"}})
+                      : std::nullopt,
+              Json{{"name", name}, {"value", "[redacted]"}});
+        return Response::json(existed ? 200 : 201, Json{{"name", name}, {"set", true}});
+      },
+      Access::tenant(Role::admin));
+
+  router.add(
+      "GET", "/v1/secrets/{name}",
+      [&app](const Request& request) {
+        std::string name = request.param("name");
+        if (!app.store.secret_exists(request.tenant_id(), name)) {
+          throw ApiError(problems::not_found("no secret \"" + name + "\""));
+        }
+        return Response::json(200, Json{{"name", name}, {"set", true}});
+      },
+      Access::tenant(Role::admin));
+
+  router.add(
+      "GET", "/v1/secrets",
+      [&app](const Request& request) {
+        Json items = Json::array();
+        for (const auto& name : app.store.list_secret_names(request.tenant_id())) {
+          items.push_back(Json{{"name", name}, {"set", true}});
+        }
+        return Response::json(200, Json{{"items", items}, {"next_cursor", nullptr}});
+      },
+      Access::tenant(Role::admin));
+
+  router.add(
+      "DELETE", "/v1/secrets/{name}",
+      [&app](const Request& request) {
+        std::string name = request.param("name");
+        if (!app.store.delete_secret(request.tenant_id(), name)) {
+          throw ApiError(problems::not_found("no secret \"" + name + "\""));
+        }
+        audit(app, request, "secret.delete", "secret", name,
+              Json{{"name", name}, {"value", "[redacted]"}}, std::nullopt);
+        return Response::no_content();
+      },
+      Access::tenant(Role::admin));
+}
+
+}  // namespace flowrt::api
