@@ -1,6 +1,7 @@
 // Durable turns per second through the store, next to pgbench on the same cluster.
 //
 //   store_bench [--seconds S] [--clients 1,8,32] [--folder DIR] [--database-url URL]
+//               [--pgbench no]
 //
 // Without --database-url it starts a LocalPostgres (default, durable settings: fsync on,
 // synchronous commit) in a temporary folder. For each client count it runs that many
@@ -96,6 +97,7 @@ int main(int argc, char** argv) {
   int seconds = 5;
   std::vector<int> client_counts{1, 8, 32};
   std::string folder, url;
+  bool with_pgbench = true;  // --pgbench no: only the store side, e.g. under a profiler
   std::string script = std::string(FLOWRT_BENCH_STORE_DIR) + "/turn.sql";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i], value = argv[i + 1];
@@ -105,6 +107,8 @@ int main(int argc, char** argv) {
       folder = value;
     } else if (flag == "--database-url") {
       url = value;
+    } else if (flag == "--pgbench") {
+      with_pgbench = value != "no";
     } else if (flag == "--clients") {
       client_counts.clear();
       std::stringstream list(value);
@@ -167,7 +171,7 @@ int main(int argc, char** argv) {
   int round = 0;
   for (int clients : client_counts) {
     double ours = store_rate(turns, tenant, channel_id, clients, seconds, round++);
-    double theirs = pgbench_rate(server.get(), url, script, clients, seconds);
+    double theirs = with_pgbench ? pgbench_rate(server.get(), url, script, clients, seconds) : 0;
     std::printf("%-8d %14.0f %14.0f %8.2f\n", clients, ours, theirs,
                 theirs > 0 ? ours / theirs : 0.0);
     std::fflush(stdout);
