@@ -1,6 +1,7 @@
 #include "api/app/app.hpp"
 
 #include <ctime>
+#include <regex>
 
 namespace flowrt::api {
 
@@ -48,6 +49,14 @@ store::PageRequest store_page(const Request& request) {
     page.limit = static_cast<int>(value);
   }
   page.cursor = request.query_param("cursor").value_or("");
+  // Cursors are the ids or sequence numbers of list items; anything else was not issued here.
+  static const std::regex cursor_pattern("[A-Za-z0-9_-]{0,64}");
+  if (!std::regex_match(page.cursor, cursor_pattern)) {
+    throw ApiError(problems::bad_request(
+        "The cursor is not valid. Pass the next_cursor value of the previous page unchanged, "
+        "or omit cursor to start from the first page.",
+        {{"?cursor", "not a cursor issued by this server"}}));
+  }
   return page;
 }
 

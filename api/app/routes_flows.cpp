@@ -213,9 +213,10 @@ void register_flow_routes(Router& router, AppContext& app) {
         if (!app.store.get_flow(request.tenant_id(), flow_id)) {
           throw ApiError(problems::not_found("no flow \"" + flow_id + "\""));
         }
-        return Response::json(200, page_json(app.store.list_versions(request.tenant_id(), flow_id,
-                                                                     store_page(request)),
-                                             version_json));
+        auto page = with_store_errors([&] {  // a cursor that is not a version number: 422
+          return app.store.list_versions(request.tenant_id(), flow_id, store_page(request));
+        });
+        return Response::json(200, page_json(page, version_json));
       },
       Access::tenant(Role::viewer));
 
@@ -263,6 +264,10 @@ void register_flow_routes(Router& router, AppContext& app) {
           if (!vars.is_object())
             throw ApiError(problems::validation({{"/vars", "vars must be an object"}}));
           std::string channel_id = optional_string(body, "channel_id");
+          if (!channel_id.empty() && !app.store.get_channel(request.tenant_id(), channel_id)) {
+            throw ApiError(
+                problems::validation({{"/channel_id", "no channel \"" + channel_id + "\""}}));
+          }
           store::TurnOutcome outcome = with_store_errors([&] {
             return app.turns.start_run(
                 request.tenant_id(), request.param("flow_id"), channel_id, contact, vars,

@@ -1,4 +1,5 @@
 // Tenants (operator), API keys and secrets (tenant admin).
+#include <algorithm>
 #include <regex>
 
 #include "api/app/app.hpp"
@@ -23,6 +24,27 @@ const std::regex& secret_name_pattern() {
   return pattern;
 }
 
+// Tenant ids appear in paths and cursors, like flow ids.
+const std::regex& tenant_id_pattern() {
+  static const std::regex pattern("[A-Za-z0-9_-]{1,64}");
+  return pattern;
+}
+
+// The tenant's key `key_id`, if it has one.
+std::optional<store::ApiKey> find_key(AppContext& app, const std::string& tenant_id,
+                                      const std::string& key_id) {
+  store::PageRequest page;
+  page.limit = 200;
+  for (;;) {
+    store::Page<store::ApiKey> keys = app.store.list_keys(tenant_id, page);
+    for (const auto& key : keys.items) {
+      if (key.id == key_id) return key;
+    }
+    if (!keys.next_cursor) return std::nullopt;
+    page.cursor = *keys.next_cursor;
+  }
+}
+
 }  // namespace
 
 void register_tenant_routes(Router& router, AppContext& app) {
@@ -32,6 +54,10 @@ void register_tenant_routes(Router& router, AppContext& app) {
         Json body = parse_json_body(request);
         std::string name = required_string(body, "name");
         std::string id = optional_string(body, "id");
+        if (!id.empty() && !std::regex_match(id, tenant_id_pattern())) {
+          throw ApiError(problems::validation(
+              {{"/id", "a tenant id is 1-64 letters, digits, '_' or '-', not \"" + id + "\""}}));
+        }
         auto [tenant, key] = with_store_errors([&] { return app.store.create_tenant(name, id); });
         Json answer = tenant_json(tenant);
         answer["admin_key"] = key_json(key.key);
@@ -107,10 +133,11 @@ void register_key_routes(Router& router, AppContext& app) {
   router.add(
       "DELETE", "/v1/keys/{id}",
       [&app](const Request& request) {
-        if (!app.store.delete_key(request.tenant_id(), request.param("id"))) {
+        auto before = find_key(app, request.tenant_id(), request.param("id"));
+        if (!before || !app.store.delete_key(request.tenant_id(), before->id)) {
           throw ApiError(problems::not_found("no key \"" + request.param("id") + "\""));
         }
-        audit(app, request, "key.delete", "key", request.param("id"), std::nullopt, std::nullopt);
+        audit(app, request, "key.delete", "key", before->id, key_json(*before), std::nullopt);
         return Response::no_content();
       },
       Access::tenant(Role::admin));
@@ -156,11 +183,21 @@ void register_secret_routes(Router& router, AppContext& app) {
   router.add(
       "GET", "/v1/secrets",
       [&app](const Request& request) {
+        // Paginated like every list: by name, the cursor being the last name of a page.
+        store::PageRequest page = store_page(request);
+        std::vector<std::string> names = app.store.list_secret_names(request.tenant_id());
+        std::sort(names.begin(), names.end());
         Json items = Json::array();
-        for (const auto& name : app.store.list_secret_names(request.tenant_id())) {
+        Json next_cursor = nullptr;
+        for (const auto& name : names) {
+          if (name <= page.cursor) continue;
+          if (static_cast<int>(items.size()) == page.limit) {
+            next_cursor = items.back()["name"];
+            break;
+          }
           items.push_back(Json{{"name", name}, {"set", true}});
         }
-        return Response::json(200, Json{{"items", items}, {"next_cursor", nullptr}});
+        return Response::json(200, Json{{"items", items}, {"next_cursor", next_cursor}});
       },
       Access::tenant(Role::admin));
 

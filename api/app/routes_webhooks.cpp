@@ -75,7 +75,9 @@ Response poll_held_messages(AppContext& app, const ResolvedChannel& resolved,
   auto signature = resolved.provider->check_signature(in, resolved.settings);
   if (!signature) throw_call_error(app, resolved, "check_signature", signature.error());
   enforce_rate_limit(app.rate_limiter, resolved.channel.tenant_id);
-  return Response::json(200, Json{{"replies", held_replies(app, resolved, user)}});
+  Response response = Response::json(200, Json{{"replies", held_replies(app, resolved, user)}});
+  response.log_tenant = resolved.channel.tenant_id;
+  return response;
 }
 
 }  // namespace
@@ -146,7 +148,9 @@ void register_webhook_routes(Router& router, AppContext& app) {
           }
         }
         if (!inline_replies && app.wake_workers) app.wake_workers();
-        return Response::json(200, answer);
+        Response response = Response::json(200, answer);
+        response.log_tenant = resolved.channel.tenant_id;
+        return response;
       },
       Access::anyone());
 }

@@ -62,6 +62,9 @@ struct Response {
   int status = 200;
   Headers headers;
   std::string body;
+  // For the access log of routes without a tenant key (webhooks): the tenant served, once
+  // the handler knows it. Never sent to the client.
+  std::string log_tenant;
 
   // `status` with `value` serialised as the body and Content-Type application/json.
   static Response json(int status, const nlohmann::json& value);

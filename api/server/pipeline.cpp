@@ -153,6 +153,8 @@ Response RequestPipeline::finish(const Request& request, Response response,
     entry.tenant = request.principal->tenant_id;
     entry.principal =
         request.principal->is_operator() ? "operator" : "key:" + request.principal->key_id;
+  } else {
+    entry.tenant = response.log_tenant;
   }
   try {
     services_.log(format_access_log(entry));

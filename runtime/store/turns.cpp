@@ -492,15 +492,19 @@ TurnOutcome TurnProcessor::accept_and_process(const InboundMessage& message, Del
                                           message.provider_message_id, contact_id, "",
                                           message.event.kind, payload);
       if (!inbox_id) {
+        // The conversation's status now, not the default: the caller shows it as the answer.
         auto dup = tx.exec_params(
-            "SELECT id, COALESCE(result_conversation, '') FROM inbox WHERE tenant_id = $1 AND "
-            "channel_id = $2 AND provider_message_id = $3",
+            "SELECT i.id, COALESCE(i.result_conversation, ''), COALESCE(c.status, '') "
+            "FROM inbox i LEFT JOIN conversations c "
+            "  ON c.tenant_id = i.tenant_id AND c.id = i.result_conversation "
+            "WHERE i.tenant_id = $1 AND i.channel_id = $2 AND i.provider_message_id = $3",
             message.tenant_id, message.channel_id, message.provider_message_id);
         TurnOutcome outcome;
         outcome.kind = TurnOutcome::Kind::duplicate;
         if (!dup.empty()) {
           outcome.inbox_id = dup[0][0].as<int64_t>();
           outcome.conversation_id = dup[0][1].as<std::string>();
+          outcome.status = parse_status(dup[0][2].as<std::string>()).value_or(outcome.status);
         }
         return outcome;
       }

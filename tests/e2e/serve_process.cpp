@@ -48,9 +48,15 @@ ServeProcess::ServeProcess(const std::string& database_url, std::vector<std::str
   if (!::mkdtemp(pattern)) throw std::runtime_error("mkdtemp failed");
   folder_ = pattern;
 
-  std::vector<std::string> args = {FLOWRT_BINARY, "serve", "--listen", "127.0.0.1:0",
-                                   "--database-url", database_url, "--data-dir",
-                                   (folder_ / "data").string(), "--allow-private-network"};
+  std::vector<std::string> args = {FLOWRT_BINARY,
+                                   "serve",
+                                   "--listen",
+                                   "127.0.0.1:0",
+                                   "--database-url",
+                                   database_url,
+                                   "--data-dir",
+                                   (folder_ / "data").string(),
+                                   "--allow-private-network"};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   env.emplace("FLOWRT_ADMIN_TOKEN", kOperatorToken);
   env.emplace("FLOWRT_THREADS", "2");
@@ -176,8 +182,8 @@ int ServeProcess::publish_flow(const TenantKey& tenant, const Json& document) co
     ADD_FAILURE() << "POST /v1/flows answered " << created.status << ": " << created.body;
     return 0;
   }
-  auto published = call("POST", "/v1/flows/" + document["id"].get<std::string>() + "/publish",
-                        tenant.token);
+  auto published =
+      call("POST", "/v1/flows/" + document["id"].get<std::string>() + "/publish", tenant.token);
   if (published.status != 201) {
     ADD_FAILURE() << "publish answered " << published.status << ": " << published.body;
     return 0;
@@ -189,8 +195,11 @@ Json ServeProcess::create_channel(const TenantKey& tenant, const std::string& pr
                                   const std::string& flow_id, const Json& config,
                                   const Json& secrets) const {
   auto r = call("POST", "/v1/channels", tenant.token,
-                Json{{"name", provider}, {"provider", provider}, {"flow_id", flow_id},
-                     {"config", config}, {"secrets", secrets}});
+                Json{{"name", provider},
+                     {"provider", provider},
+                     {"flow_id", flow_id},
+                     {"config", config},
+                     {"secrets", secrets}});
   if (r.status != 201) {
     ADD_FAILURE() << "POST /v1/channels answered " << r.status << ": " << r.body;
     return Json::object();
