@@ -21,5 +21,7 @@ int serve_command(const Args& args, std::ostream& out, std::ostream& err);
 // Pulls `--name VALUE` (or `--name=VALUE`) out of args; returns whether it was there.
 bool take_option(Args& args, const std::string& name, std::string& value);
 bool take_flag(Args& args, const std::string& name);
+// Pulls `--name=VALUE` only: for switches, whose bare form must not swallow the next argument.
+bool take_assignment(Args& args, const std::string& name, std::string& value);
 
 }  // namespace flowrt::api

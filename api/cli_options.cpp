@@ -20,6 +20,17 @@ bool take_option(Args& args, const std::string& name, std::string& value) {
   return false;
 }
 
+bool take_assignment(Args& args, const std::string& name, std::string& value) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i].rfind(name + "=", 0) == 0) {
+      value = args[i].substr(name.size() + 1);
+      args.erase(args.begin() + static_cast<long>(i));
+      return true;
+    }
+  }
+  return false;
+}
+
 bool take_flag(Args& args, const std::string& name) {
   auto it = std::find(args.begin(), args.end(), name);
   if (it == args.end()) return false;

@@ -23,9 +23,27 @@ namespace {
 
 namespace store = runtime::store;
 
-void log_event(const LogSink& log, const std::string& event, Json fields = Json::object()) {
-  fields["event"] = event;
-  log(fields.dump());
+constexpr const char* kServeUsage = R"(usage: flowrt serve [options]
+
+Runs the HTTP API, the inbox/outbox/timer workers and, unless --database-url is given, a
+PostgreSQL cluster of its own under DATA_DIR/postgres. Stops cleanly on SIGTERM or Ctrl-C.
+
+  --listen HOST:PORT         default 127.0.0.1:8080 (port 0: any free port)
+  --database-url URL         an existing PostgreSQL (libpq URL)
+  --data-dir DIR             default .flowrt
+  --plugins DIR              provider plugins (default: the bundled ones)
+  --threads N, --workers N   HTTP threads, worker threads
+  --config FILE              settings as a JSON object
+  --no-migrate               refuse to start on an old schema instead of migrating
+  --allow-private-network    let api_call and providers reach private addresses
+  --demo FLOWS_DIR           seed a demo tenant with these flows and a webchat channel
+
+Every setting, its FLOWRT_* environment variable and its default: docs/operations.md.
+)";
+
+void log_event(const LogSink& log, std::string_view event, const Json& fields = Json::object(),
+               std::string_view level = "info") {
+  log(format_event_log(level, event, fields));
 }
 
 // The README's demo: the curl lines that talk to the demo tenant's webchat channel.
@@ -38,7 +56,7 @@ void print_demo(std::ostream& out, const DemoTenant& demo, const std::string& ba
       << "       -d '{\"user\": \"alice\", \"name\": \"Alice\", \"text\": \"hi\"}'\n\n"
       << "Then answer its questions the same way. As the agency (admin key of the tenant):\n\n"
       << "  export FLOWRT_TOKEN=" << demo.token << "\n"
-      << "  curl -s " << base_url << "/v1/conversations?status=handoff"
+      << "  curl -s '" << base_url << "/v1/conversations?status=handoff'"
       << " -H \"Authorization: Bearer $FLOWRT_TOKEN\"\n\n"
       << "docs/api.md walks through the rest (agent replies, resume, publishing flows).\n"
       << std::endl;
@@ -61,6 +79,10 @@ int serve_command(const Args& given, std::ostream& out, std::ostream& err) {
   // First, before any thread exists, so that every thread inherits the blocked mask.
   TerminationSignals signals;
   Args args = given;
+  if (take_flag(args, "--help") || take_flag(args, "-h")) {
+    out << kServeUsage;
+    return 0;
+  }
   std::string demo_folder;
   bool demo = take_option(args, "--demo", demo_folder);
   ServerConfig config = load_server_config(args);
@@ -109,7 +131,8 @@ int serve_command(const Args& given, std::ostream& out, std::ostream& err) {
     log_event(log, "provider_loaded", {{"name", info.name}, {"version", info.version}});
   }
   for (const auto& failure : plugins.failures()) {
-    log_event(log, "plugin_refused", {{"path", failure.path.string()}, {"reason", failure.reason}});
+    log_event(log, "plugin_refused", {{"path", failure.path.string()}, {"reason", failure.reason}},
+              "warning");
   }
 
   MetricsRegistry metrics;
@@ -185,7 +208,7 @@ int serve_command(const Args& given, std::ostream& out, std::ostream& err) {
   }
 
   HttpServer server(server_options, std::move(router),
-                    ServerServices{&authenticator, &limiter, &metrics, log});
+                    ServerServices{&authenticator, &limiter, &metrics, log, database_unavailable});
   running = &server;
   server.add_shutdown_hook([&workers] { workers.stop(); });
   workers.start();

@@ -147,10 +147,16 @@ ServerConfig load_server_config(Args& args) {
     std::string flag = "--" + std::string(key);
     for (auto& c : flag) c = c == '_' ? '-' : c;
     std::string value;
-    if (take_option(args, flag, value)) apply(config, key, value, flag);
+    // Switches: bare `--allow-private-network` means true; a value needs `=`.
+    bool is_switch =
+        std::string_view(key) == "allow_private_network" || std::string_view(key) == "migrate";
+    if (is_switch && take_flag(args, flag)) {
+      apply(config, key, "true", flag);
+    } else if (is_switch ? take_assignment(args, flag, value) : take_option(args, flag, value)) {
+      apply(config, key, value, flag);
+    }
   }
   if (take_flag(args, "--no-migrate")) config.migrate_on_start = false;
-  if (take_flag(args, "--allow-private-network")) config.allow_private_network = true;
   if (config.threads == 0)
     config.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   return config;

@@ -3,7 +3,20 @@
 #include <ctime>
 #include <regex>
 
+#include "api/server/idempotency.hpp"
+
 namespace flowrt::api {
+
+namespace {
+
+Problem bad_cursor_problem() {
+  return problems::bad_request(
+      "The cursor is not valid. Pass the next_cursor value of the previous page unchanged, "
+      "or omit cursor to start from the first page.",
+      {{"?cursor", "not a cursor issued by this server"}});
+}
+
+}  // namespace
 
 void rethrow_store_error(const store::StoreError& error) {
   switch (error.code()) {
@@ -13,6 +26,8 @@ void rethrow_store_error(const store::StoreError& error) {
       throw ApiError(problems::conflict(error.what()));
     case store::StoreError::Code::invalid:
       throw ApiError(problems::validation({{"", error.what()}}, error.what()));
+    case store::StoreError::Code::bad_cursor:
+      throw ApiError(bad_cursor_problem());
   }
   throw ApiError(problems::validation({{"", error.what()}}, error.what()));
 }
@@ -51,12 +66,7 @@ store::PageRequest store_page(const Request& request) {
   page.cursor = request.query_param("cursor").value_or("");
   // Cursors are the ids or sequence numbers of list items; anything else was not issued here.
   static const std::regex cursor_pattern("[A-Za-z0-9_-]{0,64}");
-  if (!std::regex_match(page.cursor, cursor_pattern)) {
-    throw ApiError(problems::bad_request(
-        "The cursor is not valid. Pass the next_cursor value of the previous page unchanged, "
-        "or omit cursor to start from the first page.",
-        {{"?cursor", "not a cursor issued by this server"}}));
-  }
+  if (!std::regex_match(page.cursor, cursor_pattern)) throw ApiError(bad_cursor_problem());
   return page;
 }
 
@@ -95,6 +105,51 @@ std::string iso_time(int64_t unix_ms) {
 std::string public_base_url(const AppContext& app, const Request& request) {
   if (!app.config.public_url.empty()) return app.config.public_url;
   return "http://" + request.header("Host").value_or(app.config.listen);
+}
+
+namespace {
+
+// The keys of api/server/idempotency.hpp in the idempotency_keys table. A stored answer is
+// {"content_type", "body"} so that a problem+json answer replays as one.
+class StoreIdempotency : public IdempotencyStore {
+ public:
+  explicit StoreIdempotency(store::Store& store) : store_(store) {}
+
+  Claim claim(const IdempotencyScope& scope, const std::string& fingerprint) override {
+    std::optional<store::IdempotentResponse> seen;
+    try {
+      seen = store_.claim_idempotency_key(scope.tenant_id, scope.route, scope.key, fingerprint);
+    } catch (const store::StoreError& e) {
+      if (e.code() != store::StoreError::Code::invalid) throw;
+      return {Claim::Outcome::fingerprint_mismatch, std::nullopt};
+    }
+    if (!seen) return {Claim::Outcome::claimed, std::nullopt};
+    if (seen->status == 0) return {Claim::Outcome::in_progress, std::nullopt};
+    return {Claim::Outcome::replay,
+            StoredResponse{seen->status, seen->body.value("content_type", ""),
+                           seen->body.value("body", "")}};
+  }
+
+  void complete(const IdempotencyScope& scope, const StoredResponse& response) override {
+    store_.finish_idempotent(
+        scope.tenant_id, scope.route, scope.key,
+        {response.status, Json{{"content_type", response.content_type}, {"body", response.body}}});
+  }
+
+  void release(const IdempotencyScope& scope) override {
+    store_.release_idempotency_key(scope.tenant_id, scope.route, scope.key);
+  }
+
+ private:
+  store::Store& store_;
+};
+
+}  // namespace
+
+Response idempotent_response(AppContext& app, const Request& request,
+                             const std::function<Response()>& handler) {
+  StoreIdempotency keys(app.store);
+  return with_idempotency(keys, request, handler);
 }
 
 void register_routes(Router& router, AppContext& app) {

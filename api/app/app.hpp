@@ -79,9 +79,9 @@ std::string iso_time(int64_t unix_ms);
 // the caller used (so a server on an ephemeral port still prints working webhook URLs).
 std::string public_base_url(const AppContext& app, const Request& request);
 
-// Runs `handler` once per Idempotency-Key (when the request has one): a repeated request
-// gets the stored answer, with `Idempotent-Replayed: true`.
-Response idempotent_response(AppContext& app, const Request& request, const std::string& scope,
+// Runs `handler` under the Idempotency-Key rules of api/server/idempotency.hpp, with the
+// keys kept in the store (24 hours).
+Response idempotent_response(AppContext& app, const Request& request,
                              const std::function<Response()>& handler);
 // {"conversation_id", "status", "replies": [{"text"}], "error"?}
 Json turn_outcome_json(const store::TurnOutcome& outcome);

@@ -85,12 +85,19 @@ void register_conversation_routes(Router& router, AppContext& app) {
   router.add(
       "POST", "/v1/conversations/{id}/messages",
       [&app](const Request& request) {
-        return idempotent_response(app, request, "messages", [&] {
+        return idempotent_response(app, request, [&] {
           store::ConversationRecord conversation = find(app, request);
           Json body = parse_json_body(request);
           if (!body.is_object())
             throw ApiError(problems::validation({{"", "the body must be a JSON object"}}));
           std::string text = required_string(body, "text");
+          if (conversation.state.status == runtime::Status::ended ||
+              conversation.state.status == runtime::Status::failed) {
+            throw ApiError(
+                problems::conflict("the conversation has " +
+                                   std::string(runtime::to_string(conversation.state.status)) +
+                                   "; a reply would reach the contact in their next conversation"));
+          }
           if (conversation.channel_id.empty()) {
             throw ApiError(problems::conflict("the conversation has no channel to send through"));
           }

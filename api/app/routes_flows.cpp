@@ -1,8 +1,6 @@
 // Flows: validate, drafts, publish, immutable versions, and runs started through the API.
-#include <openssl/sha.h>
 
 #include "api/app/app.hpp"
-#include "api/server/auth.hpp"
 
 namespace flowrt::api {
 namespace {
@@ -61,43 +59,14 @@ Json version_json(const store::FlowVersion& v) {
 Json turn_outcome_json(const store::TurnOutcome& outcome) {
   Json replies = Json::array();
   for (const auto& m : outcome.replies) replies.push_back(Json{{"text", m.text}});
-  Json out{{"conversation_id", outcome.conversation_id},
-           {"status", std::string(runtime::to_string(outcome.status))},
-           {"replies", replies}};
+  // An event set aside (e.g. the channel's flow has no published version) did not leave the
+  // conversation in whatever status the outcome defaults to.
+  std::string status = outcome.kind == store::TurnOutcome::Kind::failed
+                           ? "failed"
+                           : std::string(runtime::to_string(outcome.status));
+  Json out{{"conversation_id", outcome.conversation_id}, {"status", status}, {"replies", replies}};
   if (!outcome.error.empty()) out["error"] = outcome.error;
   return out;
-}
-
-Response idempotent_response(AppContext& app, const Request& request, const std::string& scope,
-                             const std::function<Response()>& handler) {
-  auto key = request.header("Idempotency-Key");
-  if (!key || key->empty()) return handler();
-  if (key->size() > 200) {
-    throw ApiError(problems::bad_request("Idempotency-Key must be at most 200 characters"));
-  }
-  std::string tenant = request.tenant_id();
-  std::string fingerprint = sha256_hex(request.method + " " + request.path + "\n" + request.body);
-  std::optional<store::IdempotentResponse> seen = with_store_errors(
-      [&] { return app.store.claim_idempotency_key(tenant, scope, *key, fingerprint); });
-  if (seen) {
-    if (seen->status == 0) {
-      throw ApiError(
-          problems::conflict("a request with this Idempotency-Key is still being processed"));
-    }
-    Response replay = Response::json(seen->status, seen->body);
-    replay.headers.set("Idempotent-Replayed", "true");
-    return replay;
-  }
-  try {
-    Response response = handler();
-    Json body = Json::parse(response.body, nullptr, false);
-    app.store.finish_idempotent(tenant, scope, *key,
-                                {response.status, body.is_discarded() ? Json() : body});
-    return response;
-  } catch (...) {
-    app.store.release_idempotency_key(tenant, scope, *key);
-    throw;
-  }
 }
 
 void register_flow_routes(Router& router, AppContext& app) {
@@ -196,6 +165,13 @@ void register_flow_routes(Router& router, AppContext& app) {
         std::string flow_id = request.param("flow_id");
         auto flow = app.store.get_flow(request.tenant_id(), flow_id);
         if (!flow) throw ApiError(problems::not_found("no flow \"" + flow_id + "\""));
+        // Publishing an unchanged draft again is a no-op: the latest version is the answer.
+        if (flow->latest_version > 0) {
+          auto latest = app.store.get_version(request.tenant_id(), flow_id, flow->latest_version);
+          if (latest && latest->document == flow->draft) {
+            return Response::json(200, version_json(*latest));
+          }
+        }
         validate_document(app, request.tenant_id(), flow->draft);  // other flows may have changed
         store::FlowVersion version = with_store_errors([&] {
           return app.store.publish_flow(request.tenant_id(), flow_id, actor_of(request));
@@ -243,7 +219,7 @@ void register_flow_routes(Router& router, AppContext& app) {
   router.add(
       "POST", "/v1/flows/{flow_id}/runs",
       [&app](const Request& request) {
-        return idempotent_response(app, request, "runs", [&] {
+        return idempotent_response(app, request, [&] {
           Json body = request.body.empty() ? Json::object() : parse_json_body(request);
           if (!body.is_object())
             throw ApiError(problems::validation({{"", "the body must be a JSON object"}}));

@@ -44,7 +44,9 @@ plugin_host::InboundRequest inbound(const AppContext& app, const Request& reques
 [[noreturn]] void throw_call_error(AppContext& app, const ResolvedChannel& resolved,
                                    const char* operation, const plugin_host::CallError& error) {
   if (error.status == plugin_host::CallStatus::rejected) {
-    throw ApiError(problems::unauthorized(error.message));
+    Problem problem = problems::unauthorized(error.message);
+    problem.headers.remove("WWW-Authenticate");  // the provider signs; there is no token to send
+    throw ApiError(std::move(problem));
   }
   if (app.plugin_errors) app.plugin_errors->labels({resolved.channel.provider, operation}).inc();
   throw ApiError(problems::unavailable(error.message));

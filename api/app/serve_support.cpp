@@ -7,6 +7,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include <pqxx/pqxx>
+
 #include "runtime/flow.hpp"
 
 namespace flowrt::api {
@@ -26,6 +28,17 @@ Role to_api_role(store::Role role) {
       return Role::viewer;
   }
   return Role::viewer;
+}
+
+std::optional<Problem> database_unavailable(const std::exception& error) {
+  bool unavailable = dynamic_cast<const pqxx::broken_connection*>(&error) != nullptr;
+  if (const auto* sql = dynamic_cast<const pqxx::sql_error*>(&error)) {
+    // SQLSTATE classes 08 (connection), 53 (insufficient resources), 57P (shutting down).
+    const std::string& state = sql->sqlstate();
+    unavailable = state.starts_with("08") || state.starts_with("53") || state.starts_with("57P");
+  }
+  if (!unavailable) return std::nullopt;
+  return problems::unavailable("The database is not reachable right now; retry shortly.");
 }
 
 std::optional<Principal> StoreKeyAuthenticator::authenticate(std::string_view token) {

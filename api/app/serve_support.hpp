@@ -8,6 +8,7 @@
 
 #include "api/server/auth.hpp"
 #include "api/server/metrics.hpp"
+#include "api/server/problem.hpp"
 #include "runtime/executor.hpp"
 #include "runtime/store/store.hpp"
 
@@ -25,6 +26,11 @@ class StoreKeyAuthenticator : public Authenticator {
 };
 
 Role to_api_role(runtime::store::Role role);
+
+// 503 for exceptions that mean "the database cannot answer now" (a dropped or refused
+// connection, a server shutting down or out of resources): the client may retry. nullopt
+// for anything else (a 500).
+std::optional<Problem> database_unavailable(const std::exception& error);
 
 // Counts every turn for /metrics: flowrt_turns_total{status}, flowrt_node_executions_total
 // and flowrt_script_failures_total.

@@ -67,6 +67,16 @@ std::string format_error_log(std::string_view event, std::string_view request_id
   return line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+std::string format_event_log(std::string_view level, std::string_view event,
+                             const nlohmann::json& fields) {
+  nlohmann::ordered_json line;
+  line["time"] = iso8601_utc(std::chrono::system_clock::now());
+  line["level"] = level;
+  line["event"] = event;
+  for (const auto& [key, value] : fields.items()) line[key] = value;
+  return line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 bool is_acceptable_request_id(std::string_view id) {
   if (id.empty() || id.size() > 128) return false;
   for (char c : id) {

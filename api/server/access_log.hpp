@@ -48,6 +48,11 @@ std::string format_access_log(const AccessLogEntry& entry);
 std::string format_error_log(std::string_view event, std::string_view request_id,
                              std::string_view route, std::string_view message);
 
+// {"time", "level", "event", ...fields}: the server's own events (start-up, shutdown),
+// in the same shape as the request lines.
+std::string format_event_log(std::string_view level, std::string_view event,
+                             const nlohmann::json& fields);
+
 std::string iso8601_utc(std::chrono::system_clock::time_point time);  // millisecond precision
 
 bool is_acceptable_request_id(std::string_view id);

@@ -109,7 +109,9 @@ Response RequestPipeline::handle(Request request) const {
     response = problem_response(e.problem());
   } catch (const std::exception& e) {
     log_error("handler_failed", request, e.what());
-    response = problem_response(problems::internal_error(request.request_id));
+    std::optional<Problem> known;
+    if (services_.classify_exception) known = services_.classify_exception(e);
+    response = problem_response(known ? *known : problems::internal_error(request.request_id));
   } catch (...) {
     log_error("handler_failed", request, "a non-standard exception was thrown");
     response = problem_response(problems::internal_error(request.request_id));

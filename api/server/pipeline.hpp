@@ -7,8 +7,9 @@
 //   4. auth (the route's Access): 401 without or with a bad token, 403 for a principal of the
 //      wrong kind or a role that does not cover the route's
 //   5. rate limit for tenant principals: 429 + Retry-After
-//   6. the handler; ApiError → its problem; any other exception → 500 with nothing of the
-//      cause, which is logged with the request id instead
+//   6. the handler; ApiError → its problem; any other exception → the problem
+//      ServerServices::classify_exception gives it, else 500 with nothing of the cause (which
+//      is logged with the request id instead)
 //   7. metrics (requests by method, route pattern and status; latency histogram) and one
 //      access-log line
 //
@@ -16,7 +17,9 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <optional>
 
 #include "api/server/access_log.hpp"
 #include "api/server/auth.hpp"
@@ -33,6 +36,9 @@ struct ServerServices {
   RateLimiter* rate_limiter = nullptr;     // null: no rate limiting
   MetricsRegistry* metrics = nullptr;      // null: no request metrics
   LogSink log;                             // empty: stderr_log_sink()
+  // Turns an exception a handler let through into the problem to answer (e.g. the database
+  // is unreachable: 503 instead of 500). Empty, or nullopt from it: 500.
+  std::function<std::optional<Problem>(const std::exception&)> classify_exception;
 };
 
 // Takes one request from `tenant_id`'s bucket or throws ApiError 429 with Retry-After. The

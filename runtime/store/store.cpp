@@ -133,7 +133,7 @@ int64_t numeric_cursor(const std::string& cursor, int64_t fallback) {
     if (used == cursor.size()) return value;
   } catch (...) {
   }
-  throw StoreError(StoreError::Code::invalid, "the cursor " + cursor + " is not valid");
+  throw StoreError(StoreError::Code::bad_cursor, "the cursor " + cursor + " is not valid");
 }
 
 NewApiKey insert_key(pqxx::transaction_base& tx, const std::string& tenant_id, Role role,
@@ -653,6 +653,16 @@ std::optional<IdempotentResponse> Store::claim_idempotency_key(const std::string
                                                                const std::string& key,
                                                                const std::string& request_hash) {
   return pool_->transact([&](pqxx::work& tx) -> std::optional<IdempotentResponse> {
+    // Keys are kept for a day: an expired record of this key no longer counts, and now and
+    // then every expired record goes (idempotency_keys_by_age makes that cheap).
+    tx.exec_params(
+        "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND scope = $2 AND key = $3 "
+        "AND created_at < now() - interval '24 hours'",
+        tenant_id, scope, key);
+    thread_local unsigned claims = 0;
+    if (++claims % 64 == 0) {
+      tx.exec("DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'");
+    }
     auto claimed = tx.exec_params(
         "INSERT INTO idempotency_keys (tenant_id, scope, key, request_hash) "
         "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING 1",

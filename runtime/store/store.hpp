@@ -40,7 +40,8 @@ struct StoreOptions {
 
 class StoreError : public std::runtime_error {
  public:
-  enum class Code { not_found, conflict, invalid };
+  // bad_cursor: a PageRequest cursor this store did not issue (the API answers 400).
+  enum class Code { not_found, conflict, invalid, bad_cursor };
   StoreError(Code code, const std::string& message) : std::runtime_error(message), code_(code) {}
   Code code() const { return code_; }
 
@@ -250,7 +251,8 @@ class Store {
   //   nullopt            -> claimed: run the request, then call finish_idempotent.
   //   response.status 0  -> the first request with this key is still running (answer 409).
   //   otherwise          -> replay the stored response.
-  // A different request_hash under the same key throws StoreError(invalid).
+  // A different request_hash under the same key throws StoreError(invalid). Records expire
+  // 24 hours after the claim; then the key may be used again.
   std::optional<IdempotentResponse> claim_idempotency_key(const std::string& tenant_id,
                                                           const std::string& scope,
                                                           const std::string& key,

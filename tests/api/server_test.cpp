@@ -120,7 +120,7 @@ class ServerTest : public ::testing::Test {
     add_operational_routes(router, {&metrics, [this] { return readiness; },
                                     [this] { return server && server->draining(); }});
     server = std::make_unique<HttpServer>(
-        options, std::move(router), ServerServices{&auth, limiter.get(), &metrics, log.sink()});
+        options, std::move(router), ServerServices{&auth, limiter.get(), &metrics, log.sink(), {}});
     server->start();
     base = server->base_url();
   }
@@ -519,10 +519,10 @@ TEST(ListenAddress, ParsesHostAndPort) {
 
 TEST(Server, BindFailureNamesTheAddress) {
   HttpServer first({"127.0.0.1", 0, 1}, Router{},
-                   {nullptr, nullptr, nullptr, [](std::string_view) {}});
+                   {nullptr, nullptr, nullptr, [](std::string_view) {}, {}});
   first.start();
   ServerOptions clash{"127.0.0.1", first.port(), 1};
-  HttpServer second(clash, Router{}, {nullptr, nullptr, nullptr, [](std::string_view) {}});
+  HttpServer second(clash, Router{}, {nullptr, nullptr, nullptr, [](std::string_view) {}, {}});
   try {
     second.start();
     FAIL() << "bound the same port twice";

@@ -336,7 +336,8 @@ TEST(Pipeline, HandlerExceptionsBecomeOpaque500sAndAreLogged) {
                             [&](std::string_view l) {
                               std::lock_guard lock(m);
                               lines.emplace_back(l);
-                            }},
+                            },
+                            {}},
                            1024);
   Request r;
   r.method = "GET";
@@ -349,6 +350,32 @@ TEST(Pipeline, HandlerExceptionsBecomeOpaque500sAndAreLogged) {
   ASSERT_EQ(lines.size(), 2u);
   EXPECT_NE(lines[0].find("store.cpp:42"), std::string::npos) << "the cause is logged";
   EXPECT_NE(lines[0].find(id), std::string::npos);
+}
+
+TEST(Pipeline, ClassifiedExceptionsAnswerTheirProblem) {
+  struct DatabaseDown : std::runtime_error {
+    using std::runtime_error::runtime_error;
+  };
+  Router router;
+  router.add(
+      "GET", "/down", [](const Request&) -> Response { throw DatabaseDown("no connection"); },
+      Access::anyone());
+  router.add(
+      "GET", "/other", [](const Request&) -> Response { throw std::logic_error("bug"); },
+      Access::anyone());
+  ServerServices services;
+  services.log = [](std::string_view) {};
+  services.classify_exception = [](const std::exception& e) -> std::optional<Problem> {
+    if (dynamic_cast<const DatabaseDown*>(&e)) return problems::unavailable("database down");
+    return std::nullopt;
+  };
+  RequestPipeline pipeline(std::move(router), services, 1024);
+  Request r;
+  r.method = "GET";
+  r.path = "/down";
+  EXPECT_EQ(pipeline.handle(r).status, 503);
+  r.path = "/other";
+  EXPECT_EQ(pipeline.handle(r).status, 500);
 }
 
 }  // namespace

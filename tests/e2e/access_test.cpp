@@ -219,7 +219,11 @@ TenantWorld populate(const ServeProcess& server, const std::string& name) {
   w.ids["secret"] = "crm_token";
   w.ids["spare_secret"] = "spare_secret";
   w.ids["flow_document"] = question_flow("made-{call}").dump();
-  w.ids["greeter_document"] = question_flow("greeter").dump();
+  // Named anew by every call, so that each PUT changes the draft and the next publish
+  // makes a version (publishing an unchanged draft answers 200 with the latest one).
+  Json greeter = question_flow("greeter");
+  greeter["name"] = "Greeter {call}";
+  w.ids["greeter_document"] = greeter.dump();
   return w;
 }
 
@@ -771,7 +775,7 @@ TEST_F(AccessIdempotency, ARepeatedRunIsReplayedAndStartsOneConversation) {
 
   ApiResponse other = server().call("POST", "/v1/flows/greeter/runs", tenant.token,
                                     Json{{"contact", {{"id", "other"}}}}, key);
-  EXPECT_TRUE(IsProblem(other, 422, "validation_error"));
+  EXPECT_TRUE(IsProblem(other, 422, "idempotency_key_reused"));
   EXPECT_EQ(conversations_of(server(), tenant.token, "other"), 0u);
 
   // Without the key the same request is a new one: the contact already has a conversation.
@@ -799,7 +803,7 @@ TEST_F(AccessIdempotency, ARepeatedAgentMessageIsSentOnce) {
   EXPECT_EQ(again.json, first.json);
   EXPECT_TRUE(IsProblem(
       server().call("POST", messages, tenant.token, Json{{"text", "Something else"}}, key), 422,
-      "validation_error"));
+      "idempotency_key_reused"));
 
   // Journaled once, and delivered once: the dispatcher holds it for the widget's next poll.
   Json events = expect_status(
@@ -853,7 +857,12 @@ std::vector<ListCase> filled_lists(const ServeProcess& server) {
   for (const char* flow : {"fourth", "fifth"}) {
     server.publish_flow(world.admin, question_flow(flow));
   }
-  for (int i = 0; i < 4; ++i) server.call("POST", "/v1/flows/greeter/publish", admin);
+  for (int i = 0; i < 4; ++i) {
+    Json changed = question_flow("greeter");
+    changed["name"] = "Greeter " + std::to_string(i);
+    server.call("PUT", "/v1/flows/greeter", admin, changed);
+    server.call("POST", "/v1/flows/greeter/publish", admin);
+  }
   for (int i = 0; i < 3; ++i) server.create_channel(world.admin, "webchat", "greeter");
   for (int i = 0; i < 3; ++i) {
     server.call("POST", "/v1/flows/greeter/runs", admin,
@@ -899,9 +908,10 @@ TEST_F(AccessPagination, CursorsWalkEveryListOnceAndBadParametersAnswer400) {
       EXPECT_EQ(error_paths(r), Strings{"?cursor"});
     }
     if (list.numbered) {
-      // Well-formed, but an id where a number belongs: refused, not a server error.
-      EXPECT_TRUE(IsProblem(server().call("GET", list.path + "?cursor=abc", list.token), 422,
-                            "validation_error"));
+      // Well-formed, but an id where a number belongs: the same 400 as any other bad cursor.
+      ApiResponse r = server().call("GET", list.path + "?cursor=abc", list.token);
+      EXPECT_TRUE(IsProblem(r, 400, "bad_request"));
+      EXPECT_EQ(error_paths(r), Strings{"?cursor"});
     }
   }
 }

@@ -126,5 +126,20 @@ TEST_F(StoreTest, IdempotencyKeysReplayTheFirstResponse) {
   EXPECT_FALSE(store->claim_idempotency_key(other, "POST /runs", "k1", "h2"));
 }
 
+TEST_F(StoreTest, IdempotencyKeysExpireAfterADay) {
+  std::string tenant = store->create_tenant("t").first.id;
+  EXPECT_FALSE(store->claim_idempotency_key(tenant, "POST /runs", "old", "h1"));
+  store->finish_idempotent(tenant, "POST /runs", "old", {201, Json{{"id", "cv_1"}}});
+  pqxx::connection connection(database_url());
+  pqxx::work tx(connection);
+  tx.exec_params(
+      "UPDATE idempotency_keys SET created_at = now() - interval '25 hours' "
+      "WHERE tenant_id = $1 AND key = 'old'",
+      tenant);
+  tx.commit();
+  // A different request under the expired key is a new claim, not a mismatch.
+  EXPECT_FALSE(store->claim_idempotency_key(tenant, "POST /runs", "old", "h2"));
+}
+
 }  // namespace
 }  // namespace flowrt::store_tests
