@@ -157,8 +157,11 @@ ServerConfig load_server_config(Args& args) {
     }
   }
   if (take_flag(args, "--no-migrate")) config.migrate_on_start = false;
+  // A handler holds its thread while its turn waits on PostgreSQL (and on api_call), so
+  // more threads than cores keep the cores busy: on 2 cores, 8 threads served 1.5x the
+  // turns/s of 2 (docs/performance.md).
   if (config.threads == 0)
-    config.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    config.threads = static_cast<int>(std::max(8u, 4 * std::thread::hardware_concurrency()));
   return config;
 }
 

@@ -19,7 +19,7 @@ struct ServerConfig {
   std::string database_url;               // empty: a local PostgreSQL under data_dir
   std::string data_dir = ".flowrt";       // local PostgreSQL cluster and other state
   std::string plugins_dir;                // empty: the bundled providers next to the binary
-  int threads = 0;                        // HTTP threads; 0: one per core
+  int threads = 0;                        // HTTP threads; 0: four per core, at least 8
   int workers = 2;                        // inbox/outbox/timer worker threads
   int db_pool_size = 8;
   std::string admin_token;  // operator token (FLOWRT_ADMIN_TOKEN)

@@ -53,7 +53,7 @@ void register_conversation_routes(Router& router, AppContext& app) {
           }
         }
         filter.queue = request.query_param("queue").value_or("");
-        auto page = with_store_errors([&] {  // a cursor that is not a sequence number: 422
+        auto page = with_store_errors([&] {  // a cursor that is not a sequence number: 400
           return app.store.list_conversations(request.tenant_id(), filter, store_page(request));
         });
         return Response::json(200, page_json(page, [](const store::ConversationRecord& c) {
@@ -72,7 +72,7 @@ void register_conversation_routes(Router& router, AppContext& app) {
   router.add(
       "GET", "/v1/conversations/{id}/events",
       [&app](const Request& request) {
-        auto page = with_store_errors([&] {  // a cursor that is not an event id: 422
+        auto page = with_store_errors([&] {  // a cursor that is not an event id: 400
           return app.store.list_events(request.tenant_id(), request.param("id"),
                                        store_page(request));
         });

@@ -189,7 +189,7 @@ void register_flow_routes(Router& router, AppContext& app) {
         if (!app.store.get_flow(request.tenant_id(), flow_id)) {
           throw ApiError(problems::not_found("no flow \"" + flow_id + "\""));
         }
-        auto page = with_store_errors([&] {  // a cursor that is not a version number: 422
+        auto page = with_store_errors([&] {  // a cursor that is not a version number: 400
           return app.store.list_versions(request.tenant_id(), flow_id, store_page(request));
         });
         return Response::json(200, page_json(page, version_json));

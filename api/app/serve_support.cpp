@@ -38,7 +38,10 @@ std::optional<Problem> database_unavailable(const std::exception& error) {
     unavailable = state.starts_with("08") || state.starts_with("53") || state.starts_with("57P");
   }
   if (!unavailable) return std::nullopt;
-  return problems::unavailable("The database is not reachable right now; retry shortly.");
+  Problem problem =
+      problems::unavailable("The database is not reachable right now; retry shortly.");
+  problem.headers.set("Retry-After", "2");
+  return problem;
 }
 
 std::optional<Principal> StoreKeyAuthenticator::authenticate(std::string_view token) {

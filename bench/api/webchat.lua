@@ -1,10 +1,10 @@
 -- wrk script: webchat messages across many conversations (bench/api/run.sh).
 -- Each wrk thread owns every T-th user of USERS and sends to them round-robin, so one
 -- user's next message leaves only after hundreds of others: a user never has two requests
--- in flight, and each conversation walks the lead-qualification flow (greeting, three
--- answers, end) and then starts over.
+-- in flight, and each conversation walks bench/api/flows/survey.json (greeting, two
+-- answers, a branch, end) and then starts over.
 local users = tonumber(os.getenv("FLOWRT_BENCH_USERS") or "1000")
-local script = {"hi", "500", "2", "ana@example.com"}
+local script = {"hi", "7", "2"}
 local threads = {}
 local counter = 0
 

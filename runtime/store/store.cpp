@@ -655,9 +655,12 @@ std::optional<IdempotentResponse> Store::claim_idempotency_key(const std::string
   return pool_->transact([&](pqxx::work& tx) -> std::optional<IdempotentResponse> {
     // Keys are kept for a day: an expired record of this key no longer counts, and now and
     // then every expired record goes (idempotency_keys_by_age makes that cheap).
+    // A claim still running after five minutes belonged to a process that died mid-request
+    // (a live request is long finished by then): it no longer blocks the key.
     tx.exec_params(
         "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND scope = $2 AND key = $3 "
-        "AND created_at < now() - interval '24 hours'",
+        "AND (created_at < now() - interval '24 hours' "
+        "     OR (status IS NULL AND created_at < now() - interval '5 minutes'))",
         tenant_id, scope, key);
     thread_local unsigned claims = 0;
     if (++claims % 64 == 0) {

@@ -252,7 +252,8 @@ class Store {
   //   response.status 0  -> the first request with this key is still running (answer 409).
   //   otherwise          -> replay the stored response.
   // A different request_hash under the same key throws StoreError(invalid). Records expire
-  // 24 hours after the claim; then the key may be used again.
+  // 24 hours after the claim; then the key may be used again. A claim left unfinished for
+  // five minutes (its process died) is dropped, so the key does not answer 409 for a day.
   std::optional<IdempotentResponse> claim_idempotency_key(const std::string& tenant_id,
                                                           const std::string& scope,
                                                           const std::string& key,

@@ -494,7 +494,8 @@ TurnOutcome TurnProcessor::accept_and_process(const InboundMessage& message, Del
       if (!inbox_id) {
         // The conversation's status now, not the default: the caller shows it as the answer.
         auto dup = tx.exec_params(
-            "SELECT i.id, COALESCE(i.result_conversation, ''), COALESCE(c.status, '') "
+            "SELECT i.id, COALESCE(i.result_conversation, ''), "
+            "  COALESCE(c.status, CASE WHEN i.state = 'failed' THEN 'failed' ELSE '' END) "
             "FROM inbox i LEFT JOIN conversations c "
             "  ON c.tenant_id = i.tenant_id AND c.id = i.result_conversation "
             "WHERE i.tenant_id = $1 AND i.channel_id = $2 AND i.provider_message_id = $3",

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <ctime>
 #include <iostream>
 #include <random>
 
@@ -84,8 +85,7 @@ void OutboxDispatcher::record(const OutboxMessage& message, const SendResult& re
   }
   if (result.kind == SendResult::Kind::held) {
     store_.pool().transact([&](pqxx::work& tx) {
-      tx.exec_params("UPDATE outbox SET state = 'held', last_error = '' WHERE id = $1",
-                     message.id);
+      tx.exec_params("UPDATE outbox SET state = 'held', last_error = '' WHERE id = $1", message.id);
     });
     return;
   }
@@ -160,7 +160,35 @@ void BackgroundWorkers::notify() {
   wake_.notify_all();
 }
 
+namespace {
+
+// One JSON log line like the server's own (time, level, event), on stderr.
+void log_worker_error(const std::string& message, std::chrono::milliseconds retry_in) {
+  auto now = std::chrono::system_clock::now();
+  std::time_t seconds = std::chrono::system_clock::to_time_t(now);
+  auto millis =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()) % 1000;
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char seconds_text[24];
+  std::strftime(seconds_text, sizeof seconds_text, "%Y-%m-%dT%H:%M:%S", &tm);
+  std::string time = seconds_text;
+  time += "." + std::to_string(1000 + millis.count()).substr(1) + "Z";
+  nlohmann::ordered_json line;
+  line["time"] = time;
+  line["level"] = "error";
+  line["event"] = "worker_failed";
+  line["message"] = message;
+  line["retry_in_ms"] = retry_in.count();
+  std::cerr << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+}  // namespace
+
 void BackgroundWorkers::loop(const std::function<int()>& step) {
+  // After a failed step (the database is unreachable, a statement failed) the wait doubles,
+  // up to 10 s, so that an outage costs a few log lines and queries, not one per poll.
+  std::chrono::milliseconds failure_wait{0};
   while (!stopping_) {
     uint64_t seen;
     {
@@ -168,17 +196,19 @@ void BackgroundWorkers::loop(const std::function<int()>& step) {
       seen = wakeups_;
     }
     int done = 0;
+    std::chrono::milliseconds wait = options_.poll_interval;
     try {
       done = step();
+      failure_wait = std::chrono::milliseconds{0};
     } catch (const std::exception& error) {
-      // The database is unreachable or a statement failed: log, wait, try again.
-      std::cerr << "{\"level\":\"error\",\"component\":\"store.worker\",\"error\":"
-                << Json(error.what()).dump() << "}\n";
+      failure_wait = std::min(std::chrono::milliseconds{10'000},
+                              std::max(options_.poll_interval, failure_wait * 2));
+      wait = failure_wait;
+      log_worker_error(error.what(), wait);
     }
     if (done > 0) continue;
     std::unique_lock lock(mutex_);
-    wake_.wait_for(lock, options_.poll_interval,
-                   [&] { return stopping_.load() || wakeups_ != seen; });
+    wake_.wait_for(lock, wait, [&] { return stopping_.load() || wakeups_ != seen; });
   }
 }
 

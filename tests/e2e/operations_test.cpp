@@ -89,6 +89,7 @@ TEST(OperationsDatabase, OutageAnswers503AndTheServerRecovers) {
   ApiResponse down = server.call("GET", "/v1/flows", tenant.token);
   EXPECT_EQ(down.status, 503) << down.body << server.log_tail();
   EXPECT_EQ(down.json.value("type", ""), "unavailable") << down.body;
+  EXPECT_EQ(down.header("retry-after"), "2");
   ApiResponse ready = server.call("GET", "/readyz", "");
   EXPECT_EQ(ready.status, 503) << ready.body;
 
@@ -147,10 +148,14 @@ TEST(OperationsFlows, AMessageForAFlowWithoutPublishedVersionReportsFailed) {
   TenantKey tenant = server.create_tenant("Acme");
   ASSERT_EQ(server.call("POST", "/v1/flows", tenant.token, handoff_flow()).status, 201);
   Json channel = server.create_channel(tenant, "webchat", "desk");
-  ApiResponse answer = server.call("POST", "/v1/webhooks/" + channel["id"].get<std::string>(), "",
-                                   Json{{"user", "ana"}, {"text", "hi"}});
+  std::string webhook = "/v1/webhooks/" + channel["id"].get<std::string>();
+  Json message{{"user", "ana"}, {"text", "hi"}, {"message_id", "m1"}};
+  ApiResponse answer = server.call("POST", webhook, "", message);
   EXPECT_EQ(answer.json["status"], "failed") << answer.body;
   EXPECT_NE(answer.json.value("error", "").find("published"), std::string::npos) << answer.body;
+  ApiResponse again = server.call("POST", webhook, "", message);
+  EXPECT_EQ(again.json["duplicate"], true) << again.body;
+  EXPECT_EQ(again.json["status"], "failed") << again.body;
 }
 
 }  // namespace

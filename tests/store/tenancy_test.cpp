@@ -141,5 +141,19 @@ TEST_F(StoreTest, IdempotencyKeysExpireAfterADay) {
   EXPECT_FALSE(store->claim_idempotency_key(tenant, "POST /runs", "old", "h2"));
 }
 
+TEST_F(StoreTest, AnAbandonedClaimStopsBlockingItsKeyAfterFiveMinutes) {
+  std::string tenant = store->create_tenant("t").first.id;
+  EXPECT_FALSE(store->claim_idempotency_key(tenant, "POST /runs", "k", "h1"));  // never finished
+  EXPECT_EQ(store->claim_idempotency_key(tenant, "POST /runs", "k", "h1")->status, 0);
+  pqxx::connection connection(database_url());
+  pqxx::work tx(connection);
+  tx.exec_params(
+      "UPDATE idempotency_keys SET created_at = now() - interval '6 minutes' "
+      "WHERE tenant_id = $1 AND key = 'k'",
+      tenant);
+  tx.commit();
+  EXPECT_FALSE(store->claim_idempotency_key(tenant, "POST /runs", "k", "h1"));
+}
+
 }  // namespace
 }  // namespace flowrt::store_tests
