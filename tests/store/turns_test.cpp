@@ -261,5 +261,55 @@ TEST_F(StoreTest, StartRunResumeAgentMessageAndClose) {
             (std::vector<std::string>{"Hold on", "Hi from Bob", "Bye Ann"}));
 }
 
+// A turn that keeps failing (here: the commit seam throws) is retried with backoff and,
+// after max_inbox_attempts, set aside as failed with its error, so that it stops
+// occupying the workers; the contact's later events still run.
+TEST_F(StoreTest, AnEventThatKeepsFailingIsSetAsideAfterItsAttempts) {
+  World world = make_world(*store, kLoopFlow);
+  st::TurnProcessorOptions options;
+  options.max_inbox_attempts = 3;
+  options.before_commit = [](int64_t) { throw std::runtime_error("disk on fire"); };
+  st::TurnProcessor failing(*store, *executor, options);
+  int64_t inbox_id = failing.accept_inbound(message(world, "c1", "hi", "m1")).inbox_id;
+  auto make_due = [&] {
+    pqxx::connection connection(database_url());
+    pqxx::work tx(connection);
+    tx.exec_params("UPDATE inbox SET available_at = now() WHERE id = $1", inbox_id);
+    tx.commit();
+  };
+  for (int attempt = 1; attempt <= 3; ++attempt) {
+    make_due();
+    failing.process_pending(10);
+    EXPECT_EQ(scalar("SELECT attempts FROM inbox WHERE id = " + std::to_string(inbox_id)), attempt);
+  }
+  EXPECT_EQ(scalar("SELECT count(*) FROM inbox WHERE state = 'failed' AND error LIKE "
+                   "'%disk on fire%' AND id = " +
+                   std::to_string(inbox_id)),
+            1);
+  make_due();
+  EXPECT_EQ(turns->process_pending(10), 0) << "a set-aside event is not run again";
+
+  auto next = turns->accept_and_process(message(world, "c1", "again", "m2"), st::Delivery::inline_);
+  EXPECT_EQ(next.kind, st::TurnOutcome::Kind::processed);
+}
+
+// A pooled connection that the server drops (here: terminated by an administrator) is
+// noticed by the next transaction, discarded and replaced; the caller sees no error.
+TEST_F(StoreTest, ADroppedConnectionIsReplacedAndTheTransactionRetried) {
+  World world = make_world(*store, kLoopFlow);
+  ASSERT_TRUE(store->ping());
+  {
+    pqxx::connection admin(database_url());
+    pqxx::nontransaction tx(admin);
+    tx.exec(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+        "AND backend_type = 'client backend'");
+  }
+  auto outcome = turns->accept_and_process(message(world, "c9", "hi", "m1"), st::Delivery::inline_);
+  EXPECT_EQ(outcome.kind, st::TurnOutcome::Kind::processed) << outcome.error;
+  EXPECT_TRUE(store->ping());
+}
+
 }  // namespace
 }  // namespace flowrt::store_tests
