@@ -14,7 +14,7 @@ Json tenant_json(const store::Tenant& t) {
 Json key_json(const store::ApiKey& k) {
   return {{"id", k.id},
           {"name", k.name},
-          {"role", std::string(store::to_string(k.role))},
+          {"role", std::string(to_string(k.role))},
           {"prefix", k.prefix},
           {"created_at", iso_time(k.created_at_ms)}};
 }

@@ -16,20 +16,6 @@ namespace flowrt::api {
 namespace store = runtime::store;
 using Json = nlohmann::json;
 
-Role to_api_role(store::Role role) {
-  switch (role) {
-    case store::Role::admin:
-      return Role::admin;
-    case store::Role::editor:
-      return Role::editor;
-    case store::Role::agent:
-      return Role::agent;
-    case store::Role::viewer:
-      return Role::viewer;
-  }
-  return Role::viewer;
-}
-
 std::optional<Problem> database_unavailable(const std::exception& error) {
   bool unavailable = dynamic_cast<const pqxx::broken_connection*>(&error) != nullptr;
   if (const auto* sql = dynamic_cast<const pqxx::sql_error*>(&error)) {
@@ -48,7 +34,7 @@ std::optional<Principal> StoreKeyAuthenticator::authenticate(std::string_view to
   if (!token.starts_with("frt_")) return std::nullopt;  // not a key: no database round trip
   auto key = store_.authenticate(std::string(token));
   if (!key) return std::nullopt;
-  return Principal::tenant_key(key->tenant_id, key->id, to_api_role(key->role));
+  return Principal::tenant_key(key->tenant_id, key->id, key->role);
 }
 
 TurnMetrics::TurnMetrics(MetricsRegistry& registry)

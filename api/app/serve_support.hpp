@@ -25,8 +25,6 @@ class StoreKeyAuthenticator : public Authenticator {
   runtime::store::Store& store_;
 };
 
-Role to_api_role(runtime::store::Role role);
-
 // 503 for exceptions that mean "the database cannot answer now" (a dropped or refused
 // connection, a server shutting down or out of resources): the client may retry. nullopt
 // for anything else (a 500).

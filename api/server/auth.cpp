@@ -11,28 +11,6 @@
 
 namespace flowrt::api {
 
-std::string_view to_string(Role role) {
-  switch (role) {
-    case Role::viewer:
-      return "viewer";
-    case Role::agent:
-      return "agent";
-    case Role::editor:
-      return "editor";
-    case Role::admin:
-      return "admin";
-  }
-  return "viewer";
-}
-
-std::optional<Role> parse_role(std::string_view text) {
-  if (text == "viewer") return Role::viewer;
-  if (text == "agent") return Role::agent;
-  if (text == "editor") return Role::editor;
-  if (text == "admin") return Role::admin;
-  return std::nullopt;
-}
-
 bool role_covers(Role held, Role required) {
   if (held == required || held == Role::admin) return true;
   return required == Role::viewer;  // agent and editor each cover viewer, nothing else

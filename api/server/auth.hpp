@@ -29,13 +29,12 @@
 #include <string>
 #include <string_view>
 
+#include "runtime/role.hpp"
+
 namespace flowrt::api {
 
-enum class Role { viewer, agent, editor, admin };
-
-std::string_view to_string(Role role);
-// "admin", "editor", "agent", "viewer"; nullopt for anything else (case-sensitive).
-std::optional<Role> parse_role(std::string_view text);
+using flowrt::Role;  // runtime/role.hpp: shared with the store, which keeps keys' roles
+using flowrt::parse_role;
 // True when a key holding `held` may call a route that needs `required` (matrix above).
 bool role_covers(Role held, Role required);
 

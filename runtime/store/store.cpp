@@ -153,28 +153,6 @@ NewApiKey insert_key(pqxx::transaction_base& tx, const std::string& tenant_id, R
 
 }  // namespace
 
-std::string_view to_string(Role role) {
-  switch (role) {
-    case Role::admin:
-      return "admin";
-    case Role::editor:
-      return "editor";
-    case Role::agent:
-      return "agent";
-    case Role::viewer:
-      return "viewer";
-  }
-  return "viewer";
-}
-
-std::optional<Role> parse_role(std::string_view text) {
-  if (text == "admin") return Role::admin;
-  if (text == "editor") return Role::editor;
-  if (text == "agent") return Role::agent;
-  if (text == "viewer") return Role::viewer;
-  return std::nullopt;
-}
-
 Store::Store(StoreOptions options)
     : options_(std::move(options)),
       pool_(std::make_unique<ConnectionPool>(

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "runtime/conversation.hpp"
+#include "runtime/role.hpp"
 #include "runtime/store/migrator.hpp"
 #include "runtime/store/pool.hpp"
 
@@ -57,9 +58,8 @@ struct Tenant {
   int64_t created_at_ms = 0;
 };
 
-enum class Role { admin, editor, agent, viewer };
-std::string_view to_string(Role role);
-std::optional<Role> parse_role(std::string_view text);
+using flowrt::Role;
+using flowrt::parse_role;
 
 struct ApiKey {
   std::string tenant_id;
