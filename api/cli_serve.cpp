@@ -210,7 +210,11 @@ int serve_command(const Args& given, std::ostream& out, std::ostream& err) {
   HttpServer server(server_options, std::move(router),
                     ServerServices{&authenticator, &limiter, &metrics, log, database_unavailable});
   running = &server;
-  server.add_shutdown_hook([&workers] { workers.stop(); });
+  server.add_shutdown_hook([&workers, &log] {
+    workers.stop();  // each worker finishes the turn or send in progress
+    int sent = workers.flush_outbox(std::chrono::seconds(10));
+    log_event(log, "outbox_flushed", {{"attempted", sent}});
+  });
   workers.start();
   server.start();
   log_event(log, "listening",

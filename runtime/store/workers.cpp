@@ -154,12 +154,6 @@ void BackgroundWorkers::stop() {
   threads_.clear();
 }
 
-void BackgroundWorkers::notify() {
-  std::lock_guard lock(mutex_);
-  ++wakeups_;
-  wake_.notify_all();
-}
-
 namespace {
 
 // One JSON log line like the server's own (time, level, event), on stderr.
@@ -184,6 +178,30 @@ void log_worker_error(const std::string& message, std::chrono::milliseconds retr
 }
 
 }  // namespace
+
+int BackgroundWorkers::flush_outbox(std::chrono::milliseconds budget) {
+  if (!dispatcher_) return 0;
+  auto deadline = std::chrono::steady_clock::now() + budget;
+  int attempted = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int batch = 0;
+    try {
+      batch = dispatcher_->dispatch_once();
+    } catch (const std::exception& error) {
+      log_worker_error(error.what(), std::chrono::milliseconds{0});
+      break;
+    }
+    if (batch == 0) break;
+    attempted += batch;
+  }
+  return attempted;
+}
+
+void BackgroundWorkers::notify() {
+  std::lock_guard lock(mutex_);
+  ++wakeups_;
+  wake_.notify_all();
+}
 
 void BackgroundWorkers::loop(const std::function<int()>& step) {
   // After a failed step (the database is unreachable, a statement failed) the wait doubles,

@@ -118,6 +118,11 @@ class BackgroundWorkers {
   void stop();
   // Wakes idle workers now (e.g. after accept_inbound or a turn that wrote outbox rows).
   void notify();
+  // After stop(): sends the outbox rows that are due, batch after batch, until none is left
+  // or `budget` has passed (a batch in progress is finished). For a graceful shutdown, so
+  // that replies written by the last turns leave now rather than at the next start. Returns
+  // the number of rows attempted.
+  int flush_outbox(std::chrono::milliseconds budget);
 
  private:
   void loop(const std::function<int()>& step);

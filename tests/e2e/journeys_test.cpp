@@ -697,5 +697,24 @@ TEST(JourneyShutdown, SigtermExitsZeroAndTheNextProcessContinuesTheConversation)
   EXPECT_EQ(second.stop(), 0) << second.log_tail();
 }
 
+// SIGTERM while a slow provider is still taking the first of two replies: the process
+// finishes that send and then flushes the rest of the outbox before it exits.
+TEST(JourneyShutdown, SigtermFlushesTheOutboxBeforeExiting) {
+  CannedResponse slow = answer(200, R"({"messages": [{"id": "wamid.out"}]})");
+  slow.delay_ms = 400;
+  LocalHttpServer graph([slow](const ReceivedRequest&) { return slow; });
+  std::string url = database_url("journey_shutdown_flush");
+  ServeProcess server(url);
+  Bot bot = make_bot(server, "Acme", welcome_flow(), "whatsapp_cloud", whatsapp_config(graph),
+                     whatsapp_secrets());
+  ASSERT_EQ(post_whatsapp(server, bot, "wamid.in.1", "hi").status, 200);
+  ASSERT_TRUE(eventually([&] { return sql_count(url, "SELECT count(*) FROM outbox") == 2; }))
+      << server.log_tail();
+  EXPECT_EQ(server.stop(), 0) << server.log_tail();
+  EXPECT_EQ(texts_received(graph, "/text/body"), (Texts{"Welcome to Acme!", "What's your name?"}))
+      << server.log_tail();
+  EXPECT_EQ(sql_count(url, "SELECT count(*) FROM outbox WHERE state = 'sent'"), 2);
+}
+
 }  // namespace
 }  // namespace flowrt::e2e::journeys
