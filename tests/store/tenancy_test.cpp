@@ -126,17 +126,23 @@ TEST_F(StoreTest, IdempotencyKeysReplayTheFirstResponse) {
   EXPECT_FALSE(store->claim_idempotency_key(other, "POST /runs", "k1", "h2"));
 }
 
+// Moves a key's claim `age` (an SQL interval) into the past.
+void backdate_idempotency_key(const std::string& tenant, const std::string& key,
+                              const std::string& age) {
+  pqxx::connection connection(database_url());
+  pqxx::work tx(connection);
+  tx.exec_params(
+      "UPDATE idempotency_keys SET created_at = now() - $3::interval "
+      "WHERE tenant_id = $1 AND key = $2",
+      tenant, key, age);
+  tx.commit();
+}
+
 TEST_F(StoreTest, IdempotencyKeysExpireAfterADay) {
   std::string tenant = store->create_tenant("t").first.id;
   EXPECT_FALSE(store->claim_idempotency_key(tenant, "POST /runs", "old", "h1"));
   store->finish_idempotent(tenant, "POST /runs", "old", {201, Json{{"id", "cv_1"}}});
-  pqxx::connection connection(database_url());
-  pqxx::work tx(connection);
-  tx.exec_params(
-      "UPDATE idempotency_keys SET created_at = now() - interval '25 hours' "
-      "WHERE tenant_id = $1 AND key = 'old'",
-      tenant);
-  tx.commit();
+  backdate_idempotency_key(tenant, "old", "25 hours");
   // A different request under the expired key is a new claim, not a mismatch.
   EXPECT_FALSE(store->claim_idempotency_key(tenant, "POST /runs", "old", "h2"));
 }
@@ -145,13 +151,7 @@ TEST_F(StoreTest, AnAbandonedClaimStopsBlockingItsKeyAfterFiveMinutes) {
   std::string tenant = store->create_tenant("t").first.id;
   EXPECT_FALSE(store->claim_idempotency_key(tenant, "POST /runs", "k", "h1"));  // never finished
   EXPECT_EQ(store->claim_idempotency_key(tenant, "POST /runs", "k", "h1")->status, 0);
-  pqxx::connection connection(database_url());
-  pqxx::work tx(connection);
-  tx.exec_params(
-      "UPDATE idempotency_keys SET created_at = now() - interval '6 minutes' "
-      "WHERE tenant_id = $1 AND key = 'k'",
-      tenant);
-  tx.commit();
+  backdate_idempotency_key(tenant, "k", "6 minutes");
   EXPECT_FALSE(store->claim_idempotency_key(tenant, "POST /runs", "k", "h1"));
 }
 
