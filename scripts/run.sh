@@ -11,4 +11,13 @@ scripts/install-deps.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build --target flowrt flowrt_bundled_plugins -j "$(nproc)"
 
-exec build/api/flowrt serve --demo flows/examples "$@"
+# As root, the local PostgreSQL runs as the postgres user, which cannot reach a checkout
+# under a private folder such as /root: keep the data where it can.
+data_dir=()
+if [[ $(id -u) -eq 0 && " $* " != *" --data-dir"* ]] &&
+  ! runuser -u postgres -- test -x "$PWD" 2>/dev/null; then
+  data_dir=(--data-dir /var/lib/flowrt/demo)
+  echo "run.sh: $PWD is private to root; the local PostgreSQL keeps its data in /var/lib/flowrt/demo" >&2
+fi
+
+exec build/api/flowrt serve --demo flows/examples "${data_dir[@]}" "$@"

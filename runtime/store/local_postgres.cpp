@@ -96,6 +96,14 @@ void LocalPostgres::start() {
         throw LocalPostgresError("cannot hand " + path.string() + " to user " + options_.run_as);
       }
     }
+    // Every folder above ours must let that user through; a clone under /root does not.
+    if (run(server_command("test -x " + quote(options_.folder.string()))).first != 0) {
+      throw LocalPostgresError(
+          "PostgreSQL refuses to run as root, so flowrt runs it as the '" + options_.run_as +
+          "' user, who cannot reach " + options_.folder.string() +
+          " (a folder above it is private). Give flowrt a data folder that user can reach "
+          "(--data-dir /var/lib/flowrt, say) or run flowrt as a normal user.");
+    }
     if (fs::exists(data_dir_)) {
       run("chown -R " + quote(options_.run_as) + ": " + quote(data_dir_.string()));
     }

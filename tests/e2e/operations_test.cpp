@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -75,6 +76,22 @@ TEST(OperationsCli, NoMigrateRefusesAnOldSchemaAndSwitchesDoNotSwallowTheNextFla
   EXPECT_EQ(refused.exit_code, 2) << refused.output;
   EXPECT_NE(refused.output.find("the database schema is not current"), std::string::npos)
       << refused.output;
+}
+
+// As root, flowrt runs its PostgreSQL as the postgres user; a data folder that user cannot
+// reach (under a private folder, as a clone under /root is) is refused with what to do.
+TEST(OperationsCli, ALocalClusterThePostgresUserCannotReachIsExplained) {
+  if (::geteuid() != 0) GTEST_SKIP() << "only root hands the cluster to the postgres user";
+  char pattern[] = "/tmp/flowrt-e2e-private-XXXXXX";
+  ASSERT_NE(::mkdtemp(pattern), nullptr);  // mode 0700: private to root
+  std::filesystem::path data_dir = std::filesystem::path(pattern) / "data";
+  Finished refused = run_flowrt({"migrate", "--data-dir", data_dir.string()});
+  EXPECT_EQ(refused.exit_code, 2) << refused.output;
+  EXPECT_NE(refused.output.find("cannot reach " + (data_dir / "postgres").string()),
+            std::string::npos)
+      << refused.output;
+  EXPECT_NE(refused.output.find("--data-dir"), std::string::npos) << refused.output;
+  std::filesystem::remove_all(pattern);
 }
 
 // The server keeps running while PostgreSQL is down: requests that need it answer 503 (not
