@@ -27,5 +27,6 @@ if [[ "${FLOWRT_SKIP_SANITIZERS:-0}" != 1 ]]; then
   echo "== build and test under AddressSanitizer + UndefinedBehaviorSanitizer"
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+  export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/scripts/lsan-suppressions.txt:print_suppressions=0}
   build_and_test build-asan -DCMAKE_BUILD_TYPE=Debug -DFLOWRT_SANITIZE=ON -DFLOWRT_BUILD_BENCH=OFF
 fi
