@@ -33,8 +33,8 @@
 
 namespace flowrt::api {
 
-using flowrt::Role;  // runtime/role.hpp: shared with the store, which keeps keys' roles
 using flowrt::parse_role;
+using flowrt::Role;  // runtime/role.hpp: shared with the store, which keeps keys' roles
 // True when a key holding `held` may call a route that needs `required` (matrix above).
 bool role_covers(Role held, Role required);
 

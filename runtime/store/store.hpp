@@ -58,8 +58,8 @@ struct Tenant {
   int64_t created_at_ms = 0;
 };
 
-using flowrt::Role;
 using flowrt::parse_role;
+using flowrt::Role;
 
 struct ApiKey {
   std::string tenant_id;

@@ -332,7 +332,9 @@ TEST(Pipeline, HandlerExceptionsBecomeOpaque500sAndAreLogged) {
   std::vector<std::string> lines;
   std::mutex m;
   RequestPipeline pipeline(std::move(router),
-                           {nullptr, nullptr, nullptr,
+                           {nullptr,
+                            nullptr,
+                            nullptr,
                             [&](std::string_view l) {
                               std::lock_guard lock(m);
                               lines.emplace_back(l);
