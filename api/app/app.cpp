@@ -1,8 +1,9 @@
 #include "api/app/app.hpp"
 
-#include <ctime>
+#include <chrono>
 #include <regex>
 
+#include "api/server/access_log.hpp"
 #include "api/server/idempotency.hpp"
 
 namespace flowrt::api {
@@ -92,14 +93,7 @@ std::string optional_string(const Json& body, const char* field, std::string fal
 
 std::string iso_time(int64_t unix_ms) {
   if (unix_ms <= 0) return "";
-  std::time_t seconds = static_cast<std::time_t>(unix_ms / 1000);
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  char buffer[32];
-  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%S", &tm);
-  char out[40];
-  std::snprintf(out, sizeof out, "%s.%03dZ", buffer, static_cast<int>(unix_ms % 1000));
-  return out;
+  return iso8601_utc(std::chrono::system_clock::time_point(std::chrono::milliseconds(unix_ms)));
 }
 
 std::string public_base_url(const AppContext& app, const Request& request) {

@@ -657,27 +657,44 @@ TurnOutcome TurnProcessor::start_run(const std::string& tenant_id, const std::st
   }
 }
 
+namespace {
+
+struct LockedConversation {
+  int64_t contact_id = 0;
+  std::string channel_id;
+};
+
+// Finds a conversation of the tenant and takes its contact's lock, as every writer of a
+// conversation must first (see turns.hpp). not_found if the tenant has no such conversation.
+LockedConversation lock_conversation(pqxx::work& tx, const std::string& tenant_id,
+                                     const std::string& conversation_id) {
+  auto conv = tx.exec_params(
+      "SELECT contact_id, channel_id FROM conversations WHERE tenant_id = $1 AND id = $2",
+      tenant_id, conversation_id);
+  if (conv.empty()) {
+    throw StoreError(StoreError::Code::not_found,
+                     "conversation " + conversation_id + " does not exist");
+  }
+  LockedConversation locked{conv[0][0].as<int64_t>(), conv[0][1].as<std::string>()};
+  tx.exec_params("SELECT 1 FROM contacts WHERE tenant_id = $1 AND id = $2 FOR NO KEY UPDATE",
+                 tenant_id, locked.contact_id);
+  return locked;
+}
+
+}  // namespace
+
 TurnOutcome TurnProcessor::resume(const std::string& tenant_id, const std::string& conversation_id,
                                   const std::string& node, Delivery delivery) {
   try {
     return store_.pool().transact([&](pqxx::work& tx) -> TurnOutcome {
-      auto conv = tx.exec_params(
-          "SELECT contact_id, channel_id FROM conversations WHERE tenant_id = $1 AND id = $2",
-          tenant_id, conversation_id);
-      if (conv.empty()) {
-        throw StoreError(StoreError::Code::not_found,
-                         "conversation " + conversation_id + " does not exist");
-      }
-      int64_t contact_id = conv[0][0].as<int64_t>();
-      tx.exec_params("SELECT 1 FROM contacts WHERE tenant_id = $1 AND id = $2 FOR NO KEY UPDATE",
-                     tenant_id, contact_id);
+      LockedConversation conversation = lock_conversation(tx, tenant_id, conversation_id);
       InboundEvent event;
       event.kind = InboundEvent::Kind::resume;
       event.node = node;
       auto inbox_id =
-          impl_->insert_inbox(tx, tenant_id, conv[0][1].as<std::string>(), "", contact_id,
+          impl_->insert_inbox(tx, tenant_id, conversation.channel_id, "", conversation.contact_id,
                               conversation_id, event.kind, event_payload(event, {}));
-      return impl_->drain_until(tx, tenant_id, contact_id, *inbox_id, delivery);
+      return impl_->drain_until(tx, tenant_id, conversation.contact_id, *inbox_id, delivery);
     });
   } catch (const TurnError& error) {
     TurnOutcome outcome;
@@ -692,16 +709,7 @@ int64_t TurnProcessor::agent_message(const std::string& tenant_id,
                                      const std::string& conversation_id, const std::string& text,
                                      const std::string& actor) {
   return store_.pool().transact([&](pqxx::work& tx) -> int64_t {
-    auto conv = tx.exec_params(
-        "SELECT contact_id, channel_id FROM conversations WHERE tenant_id = $1 AND id = $2",
-        tenant_id, conversation_id);
-    if (conv.empty()) {
-      throw StoreError(StoreError::Code::not_found,
-                       "conversation " + conversation_id + " does not exist");
-    }
-    int64_t contact_id = conv[0][0].as<int64_t>();
-    tx.exec_params("SELECT 1 FROM contacts WHERE tenant_id = $1 AND id = $2 FOR NO KEY UPDATE",
-                   tenant_id, contact_id);
+    LockedConversation conversation = lock_conversation(tx, tenant_id, conversation_id);
     auto rows = tx.exec_params(
         "WITH ev AS (INSERT INTO events (tenant_id, conversation_id, type, data) "
         "  VALUES ($1, $2, 'message_out', jsonb_build_object('text', $4::text, 'agent', $5::text)) "
@@ -709,7 +717,7 @@ int64_t TurnProcessor::agent_message(const std::string& tenant_id,
         "INSERT INTO outbox (tenant_id, conversation_id, channel_id, contact_id, payload) "
         "VALUES ($1, $2, $3, $6, jsonb_build_object('text', $4::text, 'agent', $5::text)) "
         "RETURNING id",
-        tenant_id, conversation_id, conv[0][1].as<std::string>(), text, actor, contact_id);
+        tenant_id, conversation_id, conversation.channel_id, text, actor, conversation.contact_id);
     return rows[0][0].as<int64_t>();
   });
 }
@@ -717,15 +725,7 @@ int64_t TurnProcessor::agent_message(const std::string& tenant_id,
 bool TurnProcessor::close(const std::string& tenant_id, const std::string& conversation_id,
                           const std::string& actor) {
   return store_.pool().transact([&](pqxx::work& tx) -> bool {
-    auto conv =
-        tx.exec_params("SELECT contact_id FROM conversations WHERE tenant_id = $1 AND id = $2",
-                       tenant_id, conversation_id);
-    if (conv.empty()) {
-      throw StoreError(StoreError::Code::not_found,
-                       "conversation " + conversation_id + " does not exist");
-    }
-    tx.exec_params("SELECT 1 FROM contacts WHERE tenant_id = $1 AND id = $2 FOR NO KEY UPDATE",
-                   tenant_id, conv[0][0].as<int64_t>());
+    lock_conversation(tx, tenant_id, conversation_id);
     auto rows = tx.exec_params(
         std::string("WITH up AS (UPDATE conversations SET status = 'ended', ended_at = now(), "
                     "  updated_at = now(), handoff_queue = '' "
