@@ -10,11 +10,14 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/e2e/journeys_support.hpp"
 #include "tests/e2e/serve_process.hpp"
 #include "tests/support/postgres_cluster.hpp"
 
 namespace flowrt::e2e {
 namespace {
+
+using journeys::sql_count;
 
 struct Finished {
   int exit_code = -1;
@@ -111,11 +114,42 @@ TEST(OperationsDatabase, OutageAnswers503AndTheServerRecovers) {
   EXPECT_EQ(ready.status, 503) << ready.body;
 
   cluster.server().start();
+  // The workers noticed too, and said so in the server's log format.
+  EXPECT_NE(server.log().find(R"("level":"error","event":"worker_failed")"), std::string::npos)
+      << server.log_tail();
   EXPECT_TRUE(eventually([&] { return server.call("GET", "/readyz", "").status == 200; }))
       << server.log_tail();
   EXPECT_TRUE(eventually([&] {
     return server.call("GET", "/v1/flows", tenant.token).status == 200;
   })) << server.log_tail();
+}
+
+// --demo seeds the demo tenant once: a second start on the same database publishes nothing
+// new and binds no second channel; it only makes a new admin key when the saved one (in
+// the data folder, here a new one) is missing.
+TEST(OperationsDemo, ASecondStartReusesTheDemoTenant) {
+  std::string url = database_url("demo_twice");
+  for (int start = 0; start < 2; ++start) {
+    ServeProcess server(url, {"--demo", FLOWRT_EXAMPLES_DIR});
+    EXPECT_EQ(server.stop(), 0) << server.log_tail();
+  }
+  EXPECT_EQ(sql_count(url, "SELECT count(*) FROM flow_versions WHERE tenant_id = 'demo'"), 3);
+  EXPECT_EQ(sql_count(url, "SELECT count(*) FROM channels WHERE tenant_id = 'demo'"), 1);
+  EXPECT_EQ(sql_count(url, "SELECT count(*) FROM api_keys WHERE tenant_id = 'demo'"), 2);
+}
+
+TEST(OperationsDemo, AnInvalidFlowFileStopsTheServerNamingIt) {
+  char pattern[] = "/tmp/flowrt-e2e-demo-XXXXXX";
+  ASSERT_NE(::mkdtemp(pattern), nullptr);
+  std::filesystem::path folder = pattern;
+  std::ofstream(folder / "broken.json") << R"({"format": "flowrt.flow/1", "id": "broken"})";
+  Finished refused = run_flowrt({"serve", "--listen", "127.0.0.1:0", "--database-url",
+                                 database_url("demo_invalid"), "--demo", folder.string()});
+  EXPECT_EQ(refused.exit_code, 2) << refused.output;
+  EXPECT_NE(refused.output.find((folder / "broken.json").string() + " is not a valid flow"),
+            std::string::npos)
+      << refused.output;
+  std::filesystem::remove_all(folder);
 }
 
 // A small flow: greet, hand off to "support", then say goodbye.
@@ -147,6 +181,7 @@ TEST(OperationsConversations, AgentRepliesToEndedConversationsAreRefused) {
   EXPECT_EQ(late.status, 409) << late.body;
   ApiResponse poll = server.call("GET", webhook + "?user=ana", "");
   EXPECT_EQ(poll.json["replies"], Json::array()) << "nothing was queued for the contact";
+  EXPECT_EQ(server.call("GET", webhook + "?user=", "").status, 400) << "a poll names its user";
 }
 
 TEST(OperationsFlows, PublishingAnUnchangedDraftReturnsTheLatestVersion) {
