@@ -91,7 +91,9 @@ ServeProcess::ServeProcess(const std::string& database_url, std::vector<std::str
       break;
     }
   }
-  ::close(out_pipe[0]);  // later output (none from serve) would get SIGPIPE-free EPIPE
+  // Kept open until the process is gone: closing it would kill the server with SIGPIPE at
+  // its next line on stdout (the --demo banner). The pipe's buffer holds what follows.
+  stdout_fd_ = out_pipe[0];
   if (base_url_.empty()) {
     stop();
     throw std::runtime_error("flowrt serve did not start; its log:\n" + log_tail(60));
@@ -119,6 +121,8 @@ int ServeProcess::stop() {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   pid_ = -1;
+  if (stdout_fd_ >= 0) ::close(stdout_fd_);
+  stdout_fd_ = -1;
   exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return exit_status_;
 }

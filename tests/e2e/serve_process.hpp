@@ -90,6 +90,7 @@ class ServeProcess {
   std::string base_url_;
   int port_ = 0;
   pid_t pid_ = -1;
+  int stdout_fd_ = -1;  // the read end of the process's stdout
   int exit_status_ = -1;
 };
 
