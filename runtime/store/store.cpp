@@ -219,8 +219,11 @@ Page<Tenant> Store::list_tenants(const PageRequest& page) {
 
 bool Store::delete_tenant(const std::string& tenant_id) {
   return pool_->transact([&](pqxx::work& tx) {
-    // Channels reference flows without cascading from them; both go with the tenant.
-    tx.exec_params("DELETE FROM channels WHERE tenant_id = $1", tenant_id);
+    // Channels reference flows without cascading from them; both go with the tenant. The
+    // tables turns append to have no foreign keys (migration 0004), so nothing cascades there.
+    for (const char* table : {"events", "outbox", "inbox", "timers", "channels"}) {
+      tx.exec_params(std::string("DELETE FROM ") + table + " WHERE tenant_id = $1", tenant_id);
+    }
     tx.exec_params("DELETE FROM conversations WHERE tenant_id = $1", tenant_id);
     return tx.exec_params("DELETE FROM tenants WHERE id = $1 RETURNING 1", tenant_id).size() == 1;
   });

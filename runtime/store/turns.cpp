@@ -62,6 +62,14 @@ InboundEvent event_from(const std::string& kind, const Json& payload) {
   return event;
 }
 
+// A message stored by another transaction while this turn ran (the inbox's unique key
+// turned the turn's insert into nothing): the turn is rolled back and the message handled
+// as the duplicate it is.
+class StoredConcurrently : public std::runtime_error {
+ public:
+  StoredConcurrently() : std::runtime_error("the message was stored concurrently") {}
+};
+
 constexpr const char* kOpenStatuses = "('active', 'waiting', 'handoff')";
 
 // Runs a statement of the turn's hot path as a prepared statement of the connection
@@ -72,6 +80,38 @@ pqxx::result prepared(pqxx::transaction_base& tx, const char* name, const std::s
   tx.conn().prepare(name, sql);
   return tx.exec_prepared(name, std::forward<Args>(args)...);
 }
+
+// One statement assembled from parts: data-modifying CTEs, then a main statement. Parameters
+// are named and numbered in order of first use, so a given set of parts always yields the same
+// text, which is prepared once per connection under a name made of the parts' bits.
+class Statement {
+ public:
+  // "$n" for the parameter `name` (bound to `value` at its first use).
+  std::string param(const std::string& name, std::string value) {
+    auto [at, fresh] = numbers_.emplace(name, values_.size() + 1);
+    if (fresh) values_.push_back(std::move(value));
+    return "$" + std::to_string(at->second);
+  }
+  void part(int bit, const std::string& sql) {
+    parts_ |= 1u << bit;
+    ctes_ += (ctes_.empty() ? "WITH " : ", ") + ("p" + std::to_string(bit)) + " AS (" + sql + ")";
+  }
+  void finish(int bit, const std::string& sql) {
+    parts_ |= 1u << bit;
+    main_ = sql;
+  }
+  pqxx::result run(pqxx::transaction_base& tx, const std::string& prefix) const {
+    const std::string name = prefix + std::to_string(parts_);
+    tx.conn().prepare(name, ctes_ + " " + main_);
+    return tx.exec_prepared(name, pqxx::prepare::make_dynamic_params(values_));
+  }
+
+ private:
+  std::map<std::string, size_t> numbers_;
+  std::vector<std::string> values_;
+  std::string ctes_, main_;
+  unsigned parts_ = 0;
+};
 
 }  // namespace
 
@@ -146,20 +186,28 @@ class TurnProcessor::Impl {
 
   // --- contacts --------------------------------------------------------------------------
 
+  // Locks the contact's row until the transaction ends; nullopt if it does not exist.
+  std::optional<int64_t> lock_existing_contact(pqxx::work& tx, const std::string& tenant,
+                                               const std::string& channel,
+                                               const std::string& external_id) {
+    auto rows = prepared(
+        tx, "contact_lock",
+        "SELECT id FROM contacts WHERE tenant_id = $1 AND channel_id = $2 AND external_id = $3 "
+        "FOR NO KEY UPDATE",
+        tenant, channel, external_id);
+    if (rows.empty()) return std::nullopt;
+    return rows[0][0].as<int64_t>();
+  }
+
   // Finds or creates the contact and locks its row until the transaction ends.
   int64_t lock_contact(pqxx::work& tx, const std::string& tenant, const std::string& channel,
                        const Contact& contact) {
     for (int attempt = 0; attempt < 3; ++attempt) {
-      auto rows = prepared(
-          tx, "contact_lock",
-          "SELECT id FROM contacts WHERE tenant_id = $1 AND channel_id = $2 AND external_id = $3 "
-          "FOR NO KEY UPDATE",
-          tenant, channel, contact.id);
-      if (!rows.empty()) return rows[0][0].as<int64_t>();
-      rows = prepared(tx, "contact_insert",
-                      "INSERT INTO contacts (tenant_id, channel_id, external_id, name, phone) "
-                      "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING id",
-                      tenant, channel, contact.id, contact.name, contact.phone);
+      if (auto id = lock_existing_contact(tx, tenant, channel, contact.id)) return *id;
+      auto rows = prepared(tx, "contact_insert",
+                           "INSERT INTO contacts (tenant_id, channel_id, external_id, name, phone) "
+                           "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING id",
+                           tenant, channel, contact.id, contact.name, contact.phone);
       if (!rows.empty()) return rows[0][0].as<int64_t>();  // our own insert locks it
     }
     throw std::runtime_error("could not create contact " + contact.id);
@@ -167,11 +215,68 @@ class TurnProcessor::Impl {
 
   // --- one turn --------------------------------------------------------------------------
 
-  void mark_failed(pqxx::work& tx, int64_t inbox_id, const std::string& error) {
-    tx.exec_params(
-        "UPDATE inbox SET state = 'failed', error = $2, attempts = attempts + 1, "
-        "processed_at = now() WHERE id = $1",
-        inbox_id, error);
+  // The event a turn runs on: a pending inbox row, or a message that is not stored yet and
+  // that the turn's own write inserts, already done, so the common case writes it once.
+  struct TurnEvent {
+    int64_t inbox_id = 0;  // 0: not stored yet
+    std::string channel_id;
+    std::string provider_message_id;  // of a message not stored yet; "" for none
+    std::string kind;
+    std::string payload;          // inbox.payload as JSON text
+    std::string conversation_id;  // the conversation it is aimed at; "" for the open one
+  };
+
+  // What a turn reads besides its event: the contact (c), its tenant (t) with its secrets,
+  // and the conversation (v) the event goes to: the one `aimed_at` names if that is not
+  // NULL, else the contact's open one. The reads of a turn select these columns after their
+  // own ($1 is the tenant, $2 the contact); run_turn reads them by position.
+  static std::string context_columns() {
+    return "c.external_id, c.name, c.phone, t.name, "
+           "COALESCE((SELECT jsonb_object_agg(s.name, s.value) FROM secrets s "
+           "          WHERE s.tenant_id = $1), '{}'::jsonb)::text, "
+           "v.id, v.channel_id, v.flow_id, v.flow_version, v.status, v.node, v.vars::text, "
+           "v.attempts, v.wait_seq, v.handoff_queue, v.handoff_note, v.error, "
+           "EXISTS (SELECT 1 FROM timers tm WHERE tm.tenant_id = $1 "
+           "        AND tm.conversation_id = v.id) ";
+  }
+  static std::string conversation_join(const std::string& aimed_at) {
+    return "LEFT JOIN LATERAL ("
+           "  (SELECT * FROM conversations v1 WHERE " +
+           aimed_at + " IS NOT NULL AND v1.tenant_id = $1 AND v1.id = " + aimed_at +
+           ") "
+           "  UNION ALL "
+           "  (SELECT * FROM conversations v2 WHERE " +
+           aimed_at + " IS NULL AND v2.tenant_id = $1 AND v2.contact_id = $2 AND v2.status IN " +
+           kOpenStatuses + ") LIMIT 1) v ON true ";
+  }
+
+  // The common case of accept_and_process: the contact exists and is locked here, it has no
+  // pending inbox row to run first, and the message is new. Then the turn reads in one
+  // statement and writes in one, inbox row included. nullopt otherwise, with nothing written.
+  std::optional<TurnOutcome> process_new_message(pqxx::work& tx, const InboundMessage& message,
+                                                 const Json& payload, Delivery delivery) {
+    auto contact_id =
+        lock_existing_contact(tx, message.tenant_id, message.channel_id, message.contact.id);
+    if (!contact_id) return std::nullopt;
+    // A separate statement from the lock: in READ COMMITTED it reads what the previous
+    // holder of the lock committed. No conversation row lock is needed, as process_one says.
+    auto rows = prepared(
+        tx, "message_context",
+        "SELECT EXISTS (SELECT 1 FROM inbox p WHERE p.tenant_id = $1 AND p.contact_id = $2 "
+        "               AND p.state = 'pending'), "
+        "       $4 <> '' AND EXISTS (SELECT 1 FROM inbox d WHERE d.tenant_id = $1 "
+        "               AND d.channel_id = $3 AND d.provider_message_id = $4), " +
+            context_columns() + "FROM contacts c JOIN tenants t ON t.id = c.tenant_id " +
+            conversation_join("NULL::text") + "WHERE c.tenant_id = $1 AND c.id = $2",
+        message.tenant_id, *contact_id, message.channel_id, message.provider_message_id);
+    const bool earlier_pending = rows[0][0].as<bool>(), duplicate = rows[0][1].as<bool>();
+    if (earlier_pending || duplicate) return std::nullopt;
+    TurnEvent event;
+    event.channel_id = message.channel_id;
+    event.provider_message_id = message.provider_message_id;
+    event.kind = kind_name(message.event.kind);
+    event.payload = payload.dump();
+    return run_turn(tx, message.tenant_id, *contact_id, event, rows[0], 2, delivery);
   }
 
   // Processes the contact's oldest pending inbox row inside `tx` (the contact is locked).
@@ -179,105 +284,100 @@ class TurnProcessor::Impl {
   // `target` always deliver through the outbox.
   std::optional<TurnOutcome> process_one(pqxx::work& tx, const std::string& tenant,
                                          int64_t contact_id, int64_t target, Delivery delivery) {
-    // The oldest pending row, the contact, the tenant's name and secrets, and the
-    // conversation the row goes to (the one it names, else the contact's open one). The
-    // conversation needs no row lock of its own: every writer of a conversation holds its
-    // contact's lock, taken before this statement, so this read sees the latest state.
+    // The conversation needs no row lock of its own: every writer of a conversation holds
+    // its contact's lock, taken before this statement, so this read sees the latest state.
     auto rows = prepared(
         tx, "inbox_oldest",
-        std::string(
-            "SELECT i.id, i.kind, i.payload::text, COALESCE(i.conversation_id, ''), i.channel_id, "
-            "       i.available_at <= clock_timestamp(), c.external_id, c.name, c.phone, t.name, "
-            "       COALESCE((SELECT jsonb_object_agg(s.name, s.value) FROM secrets s "
-            "                 WHERE s.tenant_id = $1), '{}'::jsonb)::text, "
-            "       v.id, v.channel_id, v.flow_id, v.flow_version, v.status, v.node, v.vars::text, "
-            "       v.attempts, v.wait_seq, v.handoff_queue, v.handoff_note, v.error "
+        "SELECT i.id, i.kind, i.payload::text, COALESCE(i.conversation_id, ''), i.channel_id, "
+        "       i.available_at <= clock_timestamp(), " +
+            context_columns() +
             "FROM inbox i "
             "JOIN contacts c ON c.tenant_id = i.tenant_id AND c.id = i.contact_id "
-            "JOIN tenants t ON t.id = i.tenant_id "
-            "LEFT JOIN LATERAL ("
-            "  (SELECT * FROM conversations v1 WHERE i.conversation_id IS NOT NULL "
-            "     AND v1.tenant_id = $1 AND v1.id = i.conversation_id) "
-            "  UNION ALL "
-            "  (SELECT * FROM conversations v2 WHERE i.conversation_id IS NULL "
-            "     AND v2.tenant_id = $1 AND v2.contact_id = $2 AND v2.status IN ") +
-            kOpenStatuses +
-            ") LIMIT 1) v ON true "
+            "JOIN tenants t ON t.id = i.tenant_id " +
+            conversation_join("i.conversation_id") +
             "WHERE i.tenant_id = $1 AND i.contact_id = $2 AND i.state = 'pending' "
             "ORDER BY i.id LIMIT 1",
         tenant, contact_id);
     if (rows.empty()) return std::nullopt;
     const auto& row = rows[0];
-    TurnOutcome outcome;
-    outcome.inbox_id = row[0].as<int64_t>();
-    if (!row[5].as<bool>() && outcome.inbox_id != target) return std::nullopt;
-    if (outcome.inbox_id != target) delivery = Delivery::outbox;
-    const std::string kind = row[1].as<std::string>();
-    const std::string target_conversation = row[3].as<std::string>();
-    const std::string inbox_channel = row[4].as<std::string>();
+    TurnEvent event;
+    event.inbox_id = row[0].as<int64_t>();
+    if (!row[5].as<bool>() && event.inbox_id != target) return std::nullopt;
+    if (event.inbox_id != target) delivery = Delivery::outbox;
+    event.kind = row[1].as<std::string>();
+    event.payload = row[2].as<std::string>();
+    event.conversation_id = row[3].as<std::string>();
+    event.channel_id = row[4].as<std::string>();
+    return run_turn(tx, tenant, contact_id, event, row, 6, delivery);
+  }
 
+  // Runs the turn of `event` and writes it, inside `tx` (the contact is locked). `row` holds
+  // context_columns() from position `context` on.
+  TurnOutcome run_turn(pqxx::work& tx, const std::string& tenant, int64_t contact_id,
+                       const TurnEvent& event, const pqxx::row& row, int context,
+                       Delivery delivery) {
+    auto column = [&](int i) { return row[context + i]; };
     try {
-      Json payload = Json::parse(row[2].as<std::string>());
-      InboundEvent event = event_from(kind, payload);
-      Contact contact{row[6].as<std::string>(), row[7].as<std::string>(), row[8].as<std::string>()};
+      Json payload = Json::parse(event.payload);
+      InboundEvent inbound = event_from(event.kind, payload);
+      Contact contact{column(0).as<std::string>(), column(1).as<std::string>(),
+                      column(2).as<std::string>()};
+      Before before;
+      before.contact_name = contact.name;
+      before.contact_phone = contact.phone;
       std::string new_name = payload.value("name", std::string());
       std::string new_phone = payload.value("phone", std::string());
       if (!new_name.empty()) contact.name = new_name;
       if (!new_phone.empty()) contact.phone = new_phone;
       TenantContext tenant_context;
       tenant_context.id = tenant;
-      tenant_context.name = row[9].as<std::string>();
-      tenant_context.secrets = Json::parse(row[10].as<std::string>());
+      tenant_context.name = column(3).as<std::string>();
+      tenant_context.secrets = Json::parse(column(4).as<std::string>());
 
       // The conversation.
-      const bool found = !row[11].is_null();
-      if (!found && !target_conversation.empty()) {
-        mark_failed(tx, outcome.inbox_id,
-                    "conversation " + target_conversation + " does not exist");
-        outcome.kind = TurnOutcome::Kind::failed;
-        outcome.error = "conversation " + target_conversation + " does not exist";
-        return outcome;
+      const bool found = !column(5).is_null();
+      before.conversation_exists = found;
+      before.has_timers = column(17).as<bool>();
+      if (!found && !event.conversation_id.empty()) {
+        return fail(tx, tenant, contact_id, event,
+                    "conversation " + event.conversation_id + " does not exist");
       }
       ConversationState state;
       std::string conversation_id;
-      std::string channel_id = inbox_channel;
+      std::string channel_id = event.channel_id;
       if (found) {
-        conversation_id = row[11].as<std::string>();
-        channel_id = row[12].as<std::string>();
-        state.flow_id = row[13].as<std::string>();
-        state.flow_version = row[14].as<int>();
-        state.status = parse_status(row[15].as<std::string>()).value_or(Status::failed);
-        state.node = row[16].as<std::string>();
-        state.vars = Json::parse(row[17].as<std::string>());
-        state.attempts = row[18].as<int>();
-        state.wait_seq = static_cast<uint64_t>(row[19].as<int64_t>());
-        state.handoff_queue = row[20].as<std::string>();
-        state.handoff_note = row[21].as<std::string>();
-        state.error = row[22].as<std::string>();
+        conversation_id = column(5).as<std::string>();
+        channel_id = column(6).as<std::string>();
+        state.flow_id = column(7).as<std::string>();
+        state.flow_version = column(8).as<int>();
+        state.status = parse_status(column(9).as<std::string>()).value_or(Status::failed);
+        state.node = column(10).as<std::string>();
+        state.vars = Json::parse(column(11).as<std::string>());
+        state.attempts = column(12).as<int>();
+        state.wait_seq = static_cast<uint64_t>(column(13).as<int64_t>());
+        state.handoff_queue = column(14).as<std::string>();
+        state.handoff_note = column(15).as<std::string>();
+        state.error = column(16).as<std::string>();
       } else {
         auto bound = tx.exec_params(
             "SELECT ch.flow_id, f.latest_version FROM channels ch "
             "JOIN flows f ON f.tenant_id = ch.tenant_id AND f.id = ch.flow_id "
             "WHERE ch.tenant_id = $1 AND ch.id = $2",
-            tenant, inbox_channel);
-        std::string problem;
+            tenant, event.channel_id);
         if (bound.empty()) {
-          problem = "channel " + inbox_channel + " does not exist";
-        } else if (bound[0][1].as<int>() == 0) {
-          problem = "channel " + inbox_channel + " is bound to flow " +
-                    bound[0][0].as<std::string>() + ", which has no published version; publish it";
+          return fail(tx, tenant, contact_id, event,
+                      "channel " + event.channel_id + " does not exist");
         }
-        if (!problem.empty()) {
-          mark_failed(tx, outcome.inbox_id, problem);
-          outcome.kind = TurnOutcome::Kind::failed;
-          outcome.error = problem;
-          return outcome;
+        if (bound[0][1].as<int>() == 0) {
+          return fail(tx, tenant, contact_id, event,
+                      "channel " + event.channel_id + " is bound to flow " +
+                          bound[0][0].as<std::string>() +
+                          ", which has no published version; publish it");
         }
         conversation_id = random_token("cv_", 12);
         state.flow_id = bound[0][0].as<std::string>();
         state.flow_version = bound[0][1].as<int>();
       }
-      outcome.conversation_id = conversation_id;
 
       // The turn.
       TurnResult result;
@@ -286,7 +386,7 @@ class TurnProcessor::Impl {
       if (flow) {
         Resolver resolver(*this, tx, tenant);
         tenant_context.flows = &resolver;
-        TurnInput input{flow, state, contact, event, &tenant_context};
+        TurnInput input{flow, state, contact, inbound, &tenant_context};
         result = executor.run_turn(std::move(input));
       } else {
         result.state = state;
@@ -294,80 +394,178 @@ class TurnProcessor::Impl {
         result.state.error = error;
         result.journal.push_back({"error", Json{{"message", error}}, 0});
       }
-      write_turn(tx, tenant, conversation_id, channel_id, contact_id, contact, result, delivery,
-                 outcome.inbox_id);
+      TurnOutcome outcome;
+      outcome.inbox_id = write_turn(tx, tenant, conversation_id, channel_id, contact_id, contact,
+                                    result, delivery, event, before);
       if (options.before_commit) options.before_commit(outcome.inbox_id);
       outcome.kind = TurnOutcome::Kind::processed;
+      outcome.conversation_id = conversation_id;
       outcome.status = result.state.status;
       outcome.error = result.state.error;
       outcome.replies = std::move(result.messages);
       return outcome;
     } catch (const pqxx::failure&) {
       throw;
+    } catch (const StoredConcurrently&) {
+      throw;
     } catch (const std::exception& error) {
-      throw TurnError(outcome.inbox_id, error.what());
+      throw TurnError(event.inbox_id, error.what());
     }
   }
 
-  void write_turn(pqxx::work& tx, const std::string& tenant, const std::string& conversation_id,
-                  const std::string& channel_id, int64_t contact_id, const Contact& contact,
-                  const TurnResult& result, Delivery delivery, int64_t inbox_id) {
+  // The event cannot run (its conversation or channel is gone): it is kept as failed.
+  TurnOutcome fail(pqxx::work& tx, const std::string& tenant, int64_t contact_id,
+                   const TurnEvent& event, const std::string& error) {
+    auto rows = prepared(
+        tx, "inbox_failed",
+        "WITH ud AS (UPDATE inbox SET state = 'failed', error = $7, attempts = attempts + 1, "
+        "    processed_at = now() WHERE id = $3 RETURNING id), "
+        "ins AS (INSERT INTO inbox (tenant_id, channel_id, provider_message_id, contact_id, kind, "
+        "    payload, state, attempts, error, processed_at) "
+        "  SELECT $1, $4, NULLIF($5, ''), $2, $6, $8::jsonb, 'failed', 1, $7, now() "
+        "  WHERE $3 = 0 "
+        "  ON CONFLICT (tenant_id, channel_id, provider_message_id) DO NOTHING RETURNING id) "
+        "SELECT id FROM ud UNION ALL SELECT id FROM ins",
+        tenant, contact_id, event.inbox_id, event.channel_id, event.provider_message_id, event.kind,
+        error, event.payload);
+    if (rows.empty()) throw StoredConcurrently();
+    TurnOutcome outcome;
+    outcome.kind = TurnOutcome::Kind::failed;
+    outcome.inbox_id = rows[0][0].as<int64_t>();
+    outcome.error = error;
+    return outcome;
+  }
+
+  // What a turn's write needs to know of the rows as they were, to leave out what it need
+  // not touch.
+  struct Before {
+    bool conversation_exists = false;
+    bool has_timers = false;  // the conversation has timers that may need dropping
+    std::string contact_name, contact_phone;
+  };
+
+  // Writes the turn in one statement: state, journal, outbox, timers, the contact's name and
+  // phone, and the inbox row (marked done, or inserted done). Returns the inbox row's id.
+  // The statement holds only the parts this turn needs (a reply, a timer to drop or arm, a
+  // changed contact), because PostgreSQL sets up every part of a statement at each run; each
+  // combination is its own prepared statement.
+  int64_t write_turn(pqxx::work& tx, const std::string& tenant, const std::string& conversation_id,
+                     const std::string& channel_id, int64_t contact_id, const Contact& contact,
+                     const TurnResult& result, Delivery delivery, const TurnEvent& event,
+                     const Before& before) {
     const ConversationState& s = result.state;
-    Json journal = Json::array();
-    for (const auto& event : result.journal) {
-      journal.push_back({{"type", event.type}, {"data", event.data}, {"at", event.at_ms}});
+    Statement st;
+    auto T = [&] { return st.param("tenant", tenant); };
+    auto C = [&] { return st.param("conversation", conversation_id); };
+    auto K = [&] { return st.param("contact", std::to_string(contact_id)) + "::bigint"; };
+    auto W = [&] { return st.param("wait_seq", std::to_string(s.wait_seq)) + "::bigint"; };
+    auto S = [&] { return st.param("status", std::string(to_string(s.status))) + "::text"; };
+    // The conversation's state columns, shared by the insert and the update.
+    const std::vector<std::pair<std::string, std::string>> state_columns{
+        {"flow_id", st.param("flow", s.flow_id)},
+        {"flow_version", st.param("version", std::to_string(s.flow_version)) + "::integer"},
+        {"status", S()},
+        {"node", st.param("node", s.node)},
+        {"vars", st.param("vars", s.vars.dump()) + "::jsonb"},
+        {"attempts", st.param("attempts", std::to_string(s.attempts)) + "::integer"},
+        {"wait_seq", W()},
+        {"handoff_queue", st.param("queue", s.handoff_queue)},
+        {"handoff_note", st.param("note", s.handoff_note)},
+        {"error", st.param("error", s.error)}};
+    const std::string ended = "CASE WHEN " + S() + " IN ('ended', 'failed') THEN now() END";
+    if (before.conversation_exists) {
+      std::string set;
+      for (const auto& [column, value] : state_columns) set += column + " = " + value + ", ";
+      st.part(0, "UPDATE conversations SET " + set +
+                     "turns = turns + 1, updated_at = now(), ended_at = COALESCE(ended_at, " +
+                     ended + ") WHERE tenant_id = " + T() + " AND id = " + C());
+    } else {
+      std::string columns, values;
+      for (const auto& [column, value] : state_columns) {
+        columns += ", " + column;
+        values += ", " + value;
+      }
+      st.part(1, "INSERT INTO conversations (tenant_id, id, channel_id, contact_id" + columns +
+                     ", turns, ended_at) VALUES (" + T() + ", " + C() + ", " +
+                     st.param("channel", channel_id) + ", " + K() + values + ", 1, " + ended + ")");
     }
-    Json messages = Json::array();
-    for (const auto& message : result.messages) messages.push_back({{"text", message.text}});
-    const bool keep_current_wait = s.status == Status::waiting;
-    const bool arm = result.timer.has_value();
-    prepared(
-        tx, "turn_write",
-        "WITH conv AS ("
-        "  INSERT INTO conversations AS c (tenant_id, id, channel_id, contact_id, flow_id, "
-        "    flow_version, status, node, vars, attempts, wait_seq, handoff_queue, handoff_note, "
-        "    error, turns, ended_at) "
-        "  VALUES ($1, $2, $3, $4, $5, $6, $7::text, $8, $9::jsonb, $10, $11, $12, $13, $14, 1, "
-        "    CASE WHEN $7::text IN ('ended', 'failed') THEN now() END) "
-        "  ON CONFLICT (tenant_id, id) DO UPDATE SET flow_id = EXCLUDED.flow_id, "
-        "    flow_version = EXCLUDED.flow_version, status = EXCLUDED.status, node = EXCLUDED.node, "
-        "    vars = EXCLUDED.vars, attempts = EXCLUDED.attempts, wait_seq = EXCLUDED.wait_seq, "
-        "    handoff_queue = EXCLUDED.handoff_queue, handoff_note = EXCLUDED.handoff_note, "
-        "    error = EXCLUDED.error, turns = c.turns + 1, updated_at = now(), "
-        "    ended_at = COALESCE(c.ended_at, EXCLUDED.ended_at) "
-        "  RETURNING 1), "
-        "ev AS ("
-        "  INSERT INTO events (tenant_id, conversation_id, type, data, at) "
-        "  SELECT $1, $2, e.value->>'type', e.value->'data', "
-        "    CASE WHEN (e.value->>'at')::bigint > 0 "
-        "      THEN to_timestamp((e.value->>'at')::float8 / 1000.0) ELSE now() END "
-        "  FROM jsonb_array_elements($15::jsonb) WITH ORDINALITY AS e(value, n) ORDER BY e.n "
-        "  RETURNING 1), "
-        "ob AS ("
-        "  INSERT INTO outbox (tenant_id, conversation_id, channel_id, contact_id, payload, state, "
-        "    sent_at) "
-        "  SELECT $1, $2, $3, $4, m.value, $16::text, CASE WHEN $16::text = 'sent' THEN now() END "
-        "  FROM jsonb_array_elements($17::jsonb) WITH ORDINALITY AS m(value, n) ORDER BY m.n "
-        "  RETURNING 1), "
-        "td AS ("
-        "  DELETE FROM timers WHERE tenant_id = $1 AND conversation_id = $2 "
-        "    AND (NOT $18::boolean OR wait_seq <> $11) RETURNING 1), "
-        "ti AS ("
-        "  INSERT INTO timers (tenant_id, conversation_id, contact_id, node, wait_seq, fire_at) "
-        "  SELECT $1, $2, $4, $19, $20, to_timestamp($21::float8 / 1000.0) WHERE $22::boolean "
-        "  RETURNING 1), "
-        "cu AS ("
-        "  UPDATE contacts SET name = $24, phone = $25 WHERE tenant_id = $1 AND id = $4 "
-        "    AND (name <> $24 OR phone <> $25) RETURNING 1) "
-        "UPDATE inbox SET state = 'done', processed_at = now(), attempts = attempts + 1, "
-        "  result_conversation = $2, error = '' WHERE id = $23",
-        tenant, conversation_id, channel_id, contact_id, s.flow_id, s.flow_version,
-        std::string(to_string(s.status)), s.node, s.vars.dump(), s.attempts,
-        static_cast<int64_t>(s.wait_seq), s.handoff_queue, s.handoff_note, s.error, journal.dump(),
-        delivery == Delivery::inline_ ? "sent" : "pending", messages.dump(), keep_current_wait,
-        arm ? result.timer->node : std::string(),
-        arm ? static_cast<int64_t>(result.timer->wait_seq) : int64_t{0},
-        arm ? result.timer->fire_at_ms : int64_t{0}, arm, inbox_id, contact.name, contact.phone);
+    if (!result.journal.empty()) {
+      Json journal = Json::array();
+      for (const auto& entry : result.journal) {
+        journal.push_back({{"type", entry.type}, {"data", entry.data}, {"at", entry.at_ms}});
+      }
+      st.part(2,
+              "INSERT INTO events (tenant_id, conversation_id, type, data, at) "
+              "SELECT " +
+                  T() + ", " + C() +
+                  ", e.value->>'type', e.value->'data', "
+                  "CASE WHEN (e.value->>'at')::bigint > 0 "
+                  "  THEN to_timestamp((e.value->>'at')::float8 / 1000.0) ELSE now() END "
+                  "FROM jsonb_array_elements(" +
+                  st.param("journal", journal.dump()) +
+                  "::jsonb) WITH ORDINALITY AS e(value, n) ORDER BY e.n");
+    }
+    if (!result.messages.empty()) {
+      Json messages = Json::array();
+      for (const auto& message : result.messages) messages.push_back({{"text", message.text}});
+      const std::string state =
+          st.param("outbox_state", delivery == Delivery::inline_ ? "sent" : "pending") + "::text";
+      st.part(3,
+              "INSERT INTO outbox (tenant_id, conversation_id, channel_id, contact_id, "
+              "payload, state, sent_at) "
+              "SELECT " +
+                  T() + ", " + C() + ", " + st.param("channel", channel_id) + ", " + K() +
+                  ", m.value, " + state + ", CASE WHEN " + state +
+                  " = 'sent' THEN now() END "
+                  "FROM jsonb_array_elements(" +
+                  st.param("messages", messages.dump()) +
+                  "::jsonb) WITH ORDINALITY AS m(value, n) ORDER BY m.n");
+    }
+    if (before.has_timers) {
+      // A turn that keeps waiting on the same question keeps that question's timer.
+      st.part(4, "DELETE FROM timers WHERE tenant_id = " + T() + " AND conversation_id = " + C() +
+                     (s.status == Status::waiting ? " AND wait_seq <> " + W() : ""));
+    }
+    if (result.timer) {
+      st.part(5,
+              "INSERT INTO timers (tenant_id, conversation_id, contact_id, node, wait_seq, "
+              "fire_at) VALUES (" +
+                  T() + ", " + C() + ", " + K() + ", " +
+                  st.param("timer_node", result.timer->node) + ", " +
+                  st.param("timer_seq", std::to_string(result.timer->wait_seq)) +
+                  "::bigint, to_timestamp(" +
+                  st.param("timer_at", std::to_string(result.timer->fire_at_ms)) +
+                  "::float8 / 1000.0))");
+    }
+    if (contact.name != before.contact_name || contact.phone != before.contact_phone) {
+      st.part(6, "UPDATE contacts SET name = " + st.param("name", contact.name) +
+                     ", phone = " + st.param("phone", contact.phone) + " WHERE tenant_id = " + T() +
+                     " AND id = " + K());
+    }
+    if (event.inbox_id != 0) {
+      st.finish(7,
+                "UPDATE inbox SET state = 'done', processed_at = now(), "
+                "attempts = attempts + 1, result_conversation = " +
+                    C() +
+                    ", error = '' "
+                    "WHERE id = " +
+                    st.param("inbox", std::to_string(event.inbox_id)) + "::bigint RETURNING id");
+    } else {
+      st.finish(8,
+                "INSERT INTO inbox (tenant_id, channel_id, provider_message_id, contact_id, "
+                "kind, payload, state, attempts, result_conversation, processed_at) "
+                "VALUES (" +
+                    T() + ", " + st.param("inbox_channel", event.channel_id) + ", NULLIF(" +
+                    st.param("message_id", event.provider_message_id) + ", ''), " + K() + ", " +
+                    st.param("kind", event.kind) + ", " + st.param("payload", event.payload) +
+                    "::jsonb, 'done', 1, " + C() +
+                    ", now()) "
+                    "ON CONFLICT (tenant_id, channel_id, provider_message_id) DO NOTHING "
+                    "RETURNING id");
+    }
+    auto rows = st.run(tx, "turn_write_");
+    if (rows.empty()) throw StoredConcurrently();
+    return rows[0][0].as<int64_t>();
   }
 
   // Processes the contact's pending rows, oldest first, until `target` is done.
@@ -467,63 +665,56 @@ TurnOutcome TurnProcessor::accept_and_process(const InboundMessage& message, Del
     throw StoreError(StoreError::Code::invalid, "an inbound message needs a contact id");
   }
   const Json payload = event_payload(message.event, message.contact);
-  try {
-    return store_.pool().transact([&](pqxx::work& tx) -> TurnOutcome {
-      // Common case in one round trip: the contact exists; lock it and store the event.
-      auto fast = prepared(
-          tx, "contact_lock_inbox_insert",
-          "WITH c AS (SELECT id FROM contacts WHERE tenant_id = $1 AND channel_id = $2 "
-          "           AND external_id = $3 FOR NO KEY UPDATE) "
-          "INSERT INTO inbox (tenant_id, channel_id, provider_message_id, contact_id, kind, "
-          "  payload) "
-          "SELECT $1, $2, NULLIF($4, ''), c.id, $5, $6::jsonb FROM c "
-          "ON CONFLICT (tenant_id, channel_id, provider_message_id) DO NOTHING "
-          "RETURNING id, contact_id",
-          message.tenant_id, message.channel_id, message.contact.id, message.provider_message_id,
-          kind_name(message.event.kind), payload.dump());
-      if (!fast.empty()) {
-        return impl_->drain_until(tx, message.tenant_id, fast[0][1].as<int64_t>(),
-                                  fast[0][0].as<int64_t>(), delivery);
-      }
-      // A new contact, or a duplicate.
-      int64_t contact_id =
-          impl_->lock_contact(tx, message.tenant_id, message.channel_id, message.contact);
-      auto inbox_id = impl_->insert_inbox(tx, message.tenant_id, message.channel_id,
-                                          message.provider_message_id, contact_id, "",
-                                          message.event.kind, payload);
-      if (!inbox_id) {
-        // The conversation's status now, not the default: the caller shows it as the answer.
-        auto dup = tx.exec_params(
-            "SELECT i.id, COALESCE(i.result_conversation, ''), "
-            "  COALESCE(c.status, CASE WHEN i.state = 'failed' THEN 'failed' ELSE '' END) "
-            "FROM inbox i LEFT JOIN conversations c "
-            "  ON c.tenant_id = i.tenant_id AND c.id = i.result_conversation "
-            "WHERE i.tenant_id = $1 AND i.channel_id = $2 AND i.provider_message_id = $3",
-            message.tenant_id, message.channel_id, message.provider_message_id);
-        TurnOutcome outcome;
-        outcome.kind = TurnOutcome::Kind::duplicate;
-        if (!dup.empty()) {
-          outcome.inbox_id = dup[0][0].as<int64_t>();
-          outcome.conversation_id = dup[0][1].as<std::string>();
-          outcome.status = parse_status(dup[0][2].as<std::string>()).value_or(outcome.status);
+  // A second attempt follows only StoredConcurrently, and then finds the stored copy.
+  for (int attempt = 0;; ++attempt) {
+    try {
+      return store_.pool().transact([&](pqxx::work& tx) -> TurnOutcome {
+        if (auto outcome = impl_->process_new_message(tx, message, payload, delivery)) {
+          return *outcome;
         }
+        // A new contact, earlier pending rows to run first, or a duplicate: store the row
+        // pending, then run the contact's rows up to it.
+        int64_t contact_id =
+            impl_->lock_contact(tx, message.tenant_id, message.channel_id, message.contact);
+        auto inbox_id = impl_->insert_inbox(tx, message.tenant_id, message.channel_id,
+                                            message.provider_message_id, contact_id, "",
+                                            message.event.kind, payload);
+        if (!inbox_id) {
+          // The conversation's status now, not the default: the caller shows it as the answer.
+          auto dup = tx.exec_params(
+              "SELECT i.id, COALESCE(i.result_conversation, ''), "
+              "  COALESCE(c.status, CASE WHEN i.state = 'failed' THEN 'failed' ELSE '' END) "
+              "FROM inbox i LEFT JOIN conversations c "
+              "  ON c.tenant_id = i.tenant_id AND c.id = i.result_conversation "
+              "WHERE i.tenant_id = $1 AND i.channel_id = $2 AND i.provider_message_id = $3",
+              message.tenant_id, message.channel_id, message.provider_message_id);
+          TurnOutcome outcome;
+          outcome.kind = TurnOutcome::Kind::duplicate;
+          if (!dup.empty()) {
+            outcome.inbox_id = dup[0][0].as<int64_t>();
+            outcome.conversation_id = dup[0][1].as<std::string>();
+            outcome.status = parse_status(dup[0][2].as<std::string>()).value_or(outcome.status);
+          }
+          return outcome;
+        }
+        return impl_->drain_until(tx, message.tenant_id, contact_id, *inbox_id, delivery);
+      });
+    } catch (const StoredConcurrently&) {
+      if (attempt > 0) throw;
+    } catch (const TurnError& error) {
+      // The turn itself threw: keep the message durably and let the workers retry it.
+      AcceptResult accepted = accept_inbound(message);
+      TurnOutcome outcome;
+      outcome.inbox_id = accepted.inbox_id;
+      if (accepted.duplicate) {
+        outcome.kind = TurnOutcome::Kind::duplicate;
         return outcome;
       }
-      return impl_->drain_until(tx, message.tenant_id, contact_id, *inbox_id, delivery);
-    });
-  } catch (const TurnError& error) {
-    // The turn itself threw: keep the message durably and let the workers retry it.
-    AcceptResult accepted = accept_inbound(message);
-    TurnOutcome outcome;
-    outcome.inbox_id = accepted.inbox_id;
-    if (accepted.duplicate) {
-      outcome.kind = TurnOutcome::Kind::duplicate;
+      impl_->record_failure(accepted.inbox_id, error.what());
+      outcome.kind = TurnOutcome::Kind::pending;
+      outcome.error = error.what();
       return outcome;
     }
-    impl_->record_failure(accepted.inbox_id, error.what());
-    outcome.kind = TurnOutcome::Kind::pending;
-    outcome.error = error.what();
-    return outcome;
   }
 }
 

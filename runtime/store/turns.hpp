@@ -13,9 +13,9 @@
 //     at most one open conversation, and every writer of a conversation (turns, resume,
 //     close, agent messages) takes its contact's lock first. So turns of one conversation run
 //     one at a time and in inbox order across all processes, while different contacts run
-//     in parallel. NO KEY UPDATE (not FOR UPDATE) so that storing a new inbox row for the
-//     contact (whose foreign key takes KEY SHARE) never waits for a running turn. Because the inbox
-//     row is marked done in the turn's own transaction, a process that dies mid-turn leaves the row
+//     in parallel. NO KEY UPDATE (not FOR UPDATE) so that a foreign-key check against the
+//     contact (a new conversation's) never waits for a running turn. Because the inbox row is
+//     marked done in the turn's own transaction, a process that dies mid-turn leaves the row
 //     pending and its lock released; the next worker processes it, once.
 //   * Which conversation: an event aimed at a conversation (timeout, resume, start) goes to
 //     that one; a message goes to the contact's open conversation (active, waiting or
@@ -26,7 +26,16 @@
 //     response (webchat): the inbox insert and the turn share ONE transaction (older pending
 //     rows of the same contact are processed first, in the same transaction), so a 2xx still
 //     means "stored and processed"; if the turn cannot run the event is stored durably on its
-//     own and left to the workers.
+//     own and left to the workers. In the common case (a known contact, nothing pending, a new
+//     message) the transaction is three statements: lock the contact; read the contact, tenant,
+//     conversation and whether anything is pending or the message was seen; write the turn
+//     with the inbox row inserted already done. Should a copy of the message be stored
+//     concurrently, that insert finds it, the turn is rolled back and the message reported as
+//     a duplicate.
+//   * The write statement holds only the parts a turn needs (conversation insert or update,
+//     journal, outbox, timers to drop or arm, a changed contact, the inbox row): PostgreSQL
+//     sets up every part of a statement at each execution, and that set-up was the largest
+//     single cost of a turn (docs/performance.md).
 //
 // Thread-safe; every method may be called from any number of threads and processes.
 #pragma once

@@ -1,3 +1,4 @@
+#include <map>
 #include <set>
 
 #include "tests/store/fixture.hpp"
@@ -84,6 +85,48 @@ TEST_F(StoreTest, TenantAQueriesNeverSeeTenantBRows) {
   EXPECT_EQ(b_conversation->state.status, runtime::Status::waiting);
   EXPECT_EQ(events(b.tenant, in_b.conversation_id).size(),
             events(a.tenant, in_a.conversation_id).size());
+}
+
+// The tables turns append to have no foreign keys (migration 0004): deleting a tenant must
+// still leave no row of it anywhere, and must not touch another tenant's rows.
+TEST_F(StoreTest, DeletingATenantLeavesNoRowOfItInAnyTable) {
+  World gone = make_world(*store, kTimeoutFlow);
+  World kept = make_world(*store, kTimeoutFlow);
+  for (const World& world : {gone, kept}) {
+    store->put_secret(world.tenant, "token", "value");
+    store->create_key(world.tenant, st::Role::agent, "agent");
+    // A processed message (events, outbox, a timer) and one left pending in the inbox.
+    auto first = turns->accept_and_process(message(world, "c1", "hi", "m1"), st::Delivery::outbox);
+    ASSERT_EQ(first.kind, st::TurnOutcome::Kind::processed);
+    turns->accept_inbound(message(world, "c2", "hi", "m2"));
+  }
+  // Every table with a tenant_id column, so that a table added later is checked too.
+  std::vector<std::string> tables;
+  {
+    pqxx::connection connection(database_url());
+    pqxx::nontransaction tx(connection);
+    for (const auto& row : tx.exec(
+             "SELECT table_name FROM information_schema.columns WHERE column_name = 'tenant_id' "
+             "AND table_schema = 'public' ORDER BY table_name")) {
+      tables.push_back(row[0].as<std::string>());
+    }
+  }
+  ASSERT_GE(tables.size(), 12u);
+  auto rows_of = [&](const std::string& table, const std::string& tenant) {
+    return scalar("SELECT count(*) FROM " + table + " WHERE tenant_id = '" + tenant + "'");
+  };
+  std::map<std::string, int64_t> kept_before;
+  for (const auto& table : tables) kept_before[table] = rows_of(table, kept.tenant);
+  for (const char* table : {"inbox", "events", "outbox", "timers", "contacts", "conversations"}) {
+    EXPECT_GT(rows_of(table, gone.tenant), 0) << table << " has nothing to delete";
+  }
+
+  ASSERT_TRUE(store->delete_tenant(gone.tenant));
+  for (const auto& table : tables) {
+    EXPECT_EQ(rows_of(table, gone.tenant), 0) << table;
+    EXPECT_EQ(rows_of(table, kept.tenant), kept_before[table]) << table;
+  }
+  EXPECT_FALSE(store->delete_tenant(gone.tenant));
 }
 
 TEST_F(StoreTest, PaginationWalksEveryConversationOnce) {

@@ -110,6 +110,59 @@ TEST_F(StoreTest, UnpublishedFlowSetsTheMessageAsideWithAReason) {
   EXPECT_EQ(scalar("SELECT count(*) FROM inbox WHERE tenant_id = '" + world.tenant +
                    "' AND state = 'failed'"),
             1);
+  // The contact exists now: its next message takes the path that stores the row with the
+  // turn's own write, and is set aside all the same.
+  auto again = turns->accept_and_process(message(world, "x", "hello", "m2"), st::Delivery::inline_);
+  EXPECT_EQ(again.kind, Kind::failed);
+  EXPECT_NE(again.error.find("no published version"), std::string::npos) << again.error;
+  EXPECT_EQ(scalar("SELECT count(*) FROM inbox WHERE tenant_id = '" + world.tenant +
+                   "' AND state = 'failed' AND provider_message_id = 'm2' AND id = " +
+                   std::to_string(again.inbox_id)),
+            1);
+}
+
+// A redelivery stored through accept_inbound while the first delivery's turn runs: the turn
+// finds the row only when it inserts its own, and must then undo everything and report the
+// message as the duplicate it is.
+TEST_F(StoreTest, AMessageStoredConcurrentlyWithItsTurnRollsTheTurnBack) {
+  World world = make_world(*store, kLoopFlow);
+  auto first = turns->accept_and_process(message(world, "ra", "one", "r1"), st::Delivery::inline_);
+  ASSERT_EQ(first.kind, Kind::processed);
+  const std::string where = " WHERE tenant_id = '" + world.tenant + "'";
+  const int64_t events_before = scalar("SELECT count(*) FROM events" + where);
+  const int64_t outbox_before = scalar("SELECT count(*) FROM outbox" + where);
+
+  pqxx::connection other(database_url());
+  pqxx::work racing(other);
+  racing.exec_params(
+      "INSERT INTO inbox (tenant_id, channel_id, provider_message_id, contact_id, kind, payload) "
+      "SELECT tenant_id, channel_id, 'r2', id, 'message', '{\"text\": \"two\"}' FROM contacts "
+      "WHERE tenant_id = $1 AND external_id = 'ra'",
+      world.tenant);
+  st::TurnOutcome outcome;
+  std::thread turn([&] {
+    outcome = turns->accept_and_process(message(world, "ra", "two", "r2"), st::Delivery::inline_);
+  });
+  // The turn waits on the uncommitted row once it inserts its own.
+  bool waiting = false;
+  for (int i = 0; i < 500 && !waiting; ++i) {
+    waiting = scalar(
+                  "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                  "AND wait_event = 'transactionid'") > 0;
+    if (!waiting) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(waiting) << "the turn never waited for the concurrent insert";
+  racing.commit();
+  turn.join();
+
+  EXPECT_EQ(outcome.kind, Kind::duplicate);
+  EXPECT_EQ(scalar("SELECT count(*) FROM events" + where), events_before);
+  EXPECT_EQ(scalar("SELECT count(*) FROM outbox" + where), outbox_before);
+  EXPECT_EQ(scalar("SELECT count(*) FROM inbox" + where + " AND provider_message_id = 'r2'"), 1);
+  // The stored copy is processed as usual, once.
+  EXPECT_EQ(turns->process_pending(10), 1);
+  auto journal = events(world.tenant, first.conversation_id);
+  EXPECT_EQ(texts_of(journal, "message_in"), (std::vector<std::string>{"one", "two"}));
 }
 
 // Checks that every sender's messages reached the journal once each and in its order.
