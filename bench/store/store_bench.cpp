@@ -1,15 +1,16 @@
 // Durable turns per second through the store, next to pgbench on the same cluster.
 //
-//   store_bench [--seconds S] [--clients 1,8,32] [--folder DIR] [--database-url URL]
-//               [--pgbench no]
+//   store_bench [--seconds S] [--clients 1,8,32] [--threads T] [--folder DIR]
+//               [--database-url URL] [--pgbench no]
 //
 // Without --database-url it starts a LocalPostgres (default, durable settings: fsync on,
 // synchronous commit) in a temporary folder. For each client count it runs that many
-// threads, each sending messages to its own conversation through
+// conversations (on as many threads, or on at most --threads), each sending messages through
 // TurnProcessor::accept_and_process (inbox insert, contact lock, load state, executor turn,
 // state + journal + outbox + timers write, commit), then runs pgbench with turn.sql (BEGIN;
 // SELECT ... FOR UPDATE; UPDATE; INSERT; COMMIT) at the same client count on the same
-// database, and prints both rates and their ratio.
+// database, and prints both rates and their ratio. With --own-sql yes it also has pgbench run
+// flowrt_turn.sql, the statements of the store's turn, to tell the SQL's cost from the client's.
 #include <unistd.h>
 
 #include <algorithm>
@@ -33,26 +34,35 @@ namespace {
 const char* kFlow = R"({"format":"flowrt.flow/1","id":"loop","start":"ask","nodes":[
   {"id":"ask","type":"question","text":"Say","save_as":"last","next":"ask"}]})";
 
+// `clients` conversations, each sending its next message as soon as its last turn is done,
+// taken by `threads` threads (each owns every threads-th conversation and serves its own in
+// turn), as flowrt serve's HTTP threads take the requests of more conversations than threads.
 double store_rate(store::TurnProcessor& turns, const std::string& tenant,
-                  const std::string& channel, int clients, int seconds, int round) {
+                  const std::string& channel, int clients, int threads, int seconds, int round) {
   std::atomic<bool> stop{false};
   std::atomic<long> done{0};
   std::atomic<long> failed{0};
-  std::vector<std::thread> threads;
-  for (int c = 0; c < clients; ++c) {
-    threads.emplace_back([&, c] {
-      store::InboundMessage m;
-      m.tenant_id = tenant;
-      m.channel_id = channel;
-      m.contact.id = "bench-" + std::to_string(round) + "-" + std::to_string(c);
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      std::vector<store::InboundMessage> conversations;
+      for (int c = t; c < clients; c += threads) {
+        store::InboundMessage m;
+        m.tenant_id = tenant;
+        m.channel_id = channel;
+        m.contact.id = "bench-" + std::to_string(round) + "-" + std::to_string(c);
+        conversations.push_back(std::move(m));
+      }
       for (long i = 0; !stop; ++i) {
-        m.event.text = "message " + std::to_string(i);
-        m.provider_message_id = m.contact.id + "-" + std::to_string(i);
-        auto outcome = turns.accept_and_process(m, store::Delivery::outbox);
-        if (outcome.kind == store::TurnOutcome::Kind::processed) {
-          ++done;
-        } else {
-          ++failed;
+        for (auto& m : conversations) {
+          m.event.text = "message " + std::to_string(i);
+          m.provider_message_id = m.contact.id + "-" + std::to_string(i);
+          auto outcome = turns.accept_and_process(m, store::Delivery::outbox);
+          if (outcome.kind == store::TurnOutcome::Kind::processed) {
+            ++done;
+          } else {
+            ++failed;
+          }
         }
       }
     });
@@ -60,17 +70,19 @@ double store_rate(store::TurnProcessor& turns, const std::string& tenant,
   auto start = std::chrono::steady_clock::now();
   std::this_thread::sleep_for(std::chrono::seconds(seconds));
   stop = true;
-  for (auto& t : threads) t.join();
+  for (auto& t : pool) t.join();
   double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (failed) std::cerr << failed << " turns did not process\n";
   return done / elapsed;
 }
 
 double pgbench_rate(const store::LocalPostgres* server, const std::string& database_url,
-                    const std::string& script, int clients, int seconds) {
+                    const std::string& script, int clients, int seconds,
+                    const std::string& extra_args = "") {
   std::string out = "/tmp/flowrt-pgbench-" + std::to_string(getpid()) + ".txt";
   std::string args = "-n -f '" + script + "' -c " + std::to_string(clients) + " -j " +
-                     std::to_string(std::min(clients, 2)) + " -T " + std::to_string(seconds);
+                     std::to_string(std::min(clients, 2)) + " -T " + std::to_string(seconds) +
+                     extra_args;
   int status;
   if (server) {
     status = server->run_client("pgbench", args + " flowrt > " + out + " 2>&1");
@@ -95,9 +107,11 @@ double pgbench_rate(const store::LocalPostgres* server, const std::string& datab
 
 int main(int argc, char** argv) {
   int seconds = 5;
+  int max_threads = 0;  // 0: a thread per conversation
   std::vector<int> client_counts{1, 8, 32};
   std::string folder, url;
-  bool with_pgbench = true;  // --pgbench no: only the store side, e.g. under a profiler
+  bool with_pgbench = true;   // --pgbench no: only the store side, e.g. under a profiler
+  bool with_own_sql = false;  // --own-sql yes: also pgbench running flowrt_turn.sql
   std::string script = std::string(FLOWRT_BENCH_STORE_DIR) + "/turn.sql";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i], value = argv[i + 1];
@@ -107,6 +121,10 @@ int main(int argc, char** argv) {
       folder = value;
     } else if (flag == "--database-url") {
       url = value;
+    } else if (flag == "--threads") {
+      max_threads = std::stoi(value);
+    } else if (flag == "--own-sql") {
+      with_own_sql = value == "yes";
     } else if (flag == "--pgbench") {
       with_pgbench = value != "no";
     } else if (flag == "--clients") {
@@ -167,13 +185,27 @@ int main(int argc, char** argv) {
   Executor executor(ExecutorServices{&clock, nullptr, nullptr});
   store::TurnProcessor turns(db, executor);
 
-  std::printf("%-8s %14s %14s %8s\n", "clients", "store turns/s", "pgbench tps", "ratio");
-  int round = 0;
-  for (int clients : client_counts) {
-    double ours = store_rate(turns, tenant, channel_id, clients, seconds, round++);
+  std::printf("%-8s %8s %14s %14s %8s", "clients", "threads", "store turns/s", "pgbench tps",
+              "ratio");
+  if (with_own_sql) std::printf(" %18s %8s", "pgbench flowrt SQL", "ratio");
+  std::printf("\n");
+  for (int round = 0; round < static_cast<int>(client_counts.size()); ++round) {
+    int clients = client_counts[round];
+    int threads = max_threads > 0 ? std::min(clients, max_threads) : clients;
+    double ours = store_rate(turns, tenant, channel_id, clients, threads, seconds, round);
     double theirs = with_pgbench ? pgbench_rate(server.get(), url, script, clients, seconds) : 0;
-    std::printf("%-8d %14.0f %14.0f %8.2f\n", clients, ours, theirs,
+    std::printf("%-8d %8d %14.0f %14.0f %8.2f", clients, threads, ours, theirs,
                 theirs > 0 ? ours / theirs : 0.0);
+    if (with_own_sql) {
+      // The same statements on this round's conversations, sent by pgbench instead.
+      double same_sql =
+          pgbench_rate(server.get(), url, std::string(FLOWRT_BENCH_STORE_DIR) + "/flowrt_turn.sql",
+                       clients, seconds,
+                       " -M prepared -D tenant=" + tenant + " -D channel=" + channel_id +
+                           " -D round=" + std::to_string(round));
+      std::printf(" %18.0f %8.2f", same_sql, theirs > 0 ? same_sql / theirs : 0.0);
+    }
+    std::printf("\n");
     std::fflush(stdout);
   }
   if (server) server->stop();
