@@ -82,8 +82,8 @@ pqxx::result prepared(pqxx::transaction_base& tx, const char* name, const std::s
 }
 
 // One statement assembled from parts: data-modifying CTEs, then a main statement. Parameters
-// are named and numbered in order of first use, so a given set of parts always yields the same
-// text, which is prepared once per connection under a name made of the parts' bits.
+// are named and numbered in order of first use. Each distinct text is prepared once per
+// connection, under a name derived from the text itself.
 class Statement {
  public:
   // "$n" for the parameter `name` (bound to `value` at its first use).
@@ -92,17 +92,15 @@ class Statement {
     if (fresh) values_.push_back(std::move(value));
     return "$" + std::to_string(at->second);
   }
-  void part(int bit, const std::string& sql) {
-    parts_ |= 1u << bit;
-    ctes_ += (ctes_.empty() ? "WITH " : ", ") + ("p" + std::to_string(bit)) + " AS (" + sql + ")";
+  void part(const std::string& sql) {
+    ctes_ +=
+        (ctes_.empty() ? "WITH " : ", ") + ("p" + std::to_string(++parts_)) + " AS (" + sql + ")";
   }
-  void finish(int bit, const std::string& sql) {
-    parts_ |= 1u << bit;
-    main_ = sql;
-  }
+  void finish(const std::string& sql) { main_ = sql; }
   pqxx::result run(pqxx::transaction_base& tx, const std::string& prefix) const {
-    const std::string name = prefix + std::to_string(parts_);
-    tx.conn().prepare(name, ctes_ + " " + main_);
+    const std::string text = ctes_ + " " + main_;
+    const std::string name = prefix + std::to_string(std::hash<std::string>()(text));
+    tx.conn().prepare(name, text);
     return tx.exec_prepared(name, pqxx::prepare::make_dynamic_params(values_));
   }
 
@@ -110,7 +108,7 @@ class Statement {
   std::map<std::string, size_t> numbers_;
   std::vector<std::string> values_;
   std::string ctes_, main_;
-  unsigned parts_ = 0;
+  int parts_ = 0;
 };
 
 }  // namespace
@@ -448,7 +446,7 @@ class TurnProcessor::Impl {
   // phone, and the inbox row (marked done, or inserted done). Returns the inbox row's id.
   // The statement holds only the parts this turn needs (a reply, a timer to drop or arm, a
   // changed contact), because PostgreSQL sets up every part of a statement at each run; each
-  // combination is its own prepared statement.
+  // distinct statement is prepared once per connection.
   int64_t write_turn(pqxx::work& tx, const std::string& tenant, const std::string& conversation_id,
                      const std::string& channel_id, int64_t contact_id, const Contact& contact,
                      const TurnResult& result, Delivery delivery, const TurnEvent& event,
@@ -476,92 +474,89 @@ class TurnProcessor::Impl {
     if (before.conversation_exists) {
       std::string set;
       for (const auto& [column, value] : state_columns) set += column + " = " + value + ", ";
-      st.part(0, "UPDATE conversations SET " + set +
-                     "turns = turns + 1, updated_at = now(), ended_at = COALESCE(ended_at, " +
-                     ended + ") WHERE tenant_id = " + T() + " AND id = " + C());
+      st.part("UPDATE conversations SET " + set +
+              "turns = turns + 1, updated_at = now(), ended_at = COALESCE(ended_at, " + ended +
+              ") WHERE tenant_id = " + T() + " AND id = " + C());
     } else {
       std::string columns, values;
       for (const auto& [column, value] : state_columns) {
         columns += ", " + column;
         values += ", " + value;
       }
-      st.part(1, "INSERT INTO conversations (tenant_id, id, channel_id, contact_id" + columns +
-                     ", turns, ended_at) VALUES (" + T() + ", " + C() + ", " +
-                     st.param("channel", channel_id) + ", " + K() + values + ", 1, " + ended + ")");
+      st.part("INSERT INTO conversations (tenant_id, id, channel_id, contact_id" + columns +
+              ", turns, ended_at) VALUES (" + T() + ", " + C() + ", " +
+              st.param("channel", channel_id) + ", " + K() + values + ", 1, " + ended + ")");
     }
     if (!result.journal.empty()) {
       Json journal = Json::array();
       for (const auto& entry : result.journal) {
         journal.push_back({{"type", entry.type}, {"data", entry.data}, {"at", entry.at_ms}});
       }
-      st.part(2,
-              "INSERT INTO events (tenant_id, conversation_id, type, data, at) "
-              "SELECT " +
-                  T() + ", " + C() +
-                  ", e.value->>'type', e.value->'data', "
-                  "CASE WHEN (e.value->>'at')::bigint > 0 "
-                  "  THEN to_timestamp((e.value->>'at')::float8 / 1000.0) ELSE now() END "
-                  "FROM jsonb_array_elements(" +
-                  st.param("journal", journal.dump()) +
-                  "::jsonb) WITH ORDINALITY AS e(value, n) ORDER BY e.n");
+      st.part(
+          "INSERT INTO events (tenant_id, conversation_id, type, data, at) "
+          "SELECT " +
+          T() + ", " + C() +
+          ", e.value->>'type', e.value->'data', "
+          "CASE WHEN (e.value->>'at')::bigint > 0 "
+          "  THEN to_timestamp((e.value->>'at')::float8 / 1000.0) ELSE now() END "
+          "FROM jsonb_array_elements(" +
+          st.param("journal", journal.dump()) +
+          "::jsonb) WITH ORDINALITY AS e(value, n) ORDER BY e.n");
     }
     if (!result.messages.empty()) {
       Json messages = Json::array();
       for (const auto& message : result.messages) messages.push_back({{"text", message.text}});
       const std::string state =
           st.param("outbox_state", delivery == Delivery::inline_ ? "sent" : "pending") + "::text";
-      st.part(3,
-              "INSERT INTO outbox (tenant_id, conversation_id, channel_id, contact_id, "
-              "payload, state, sent_at) "
-              "SELECT " +
-                  T() + ", " + C() + ", " + st.param("channel", channel_id) + ", " + K() +
-                  ", m.value, " + state + ", CASE WHEN " + state +
-                  " = 'sent' THEN now() END "
-                  "FROM jsonb_array_elements(" +
-                  st.param("messages", messages.dump()) +
-                  "::jsonb) WITH ORDINALITY AS m(value, n) ORDER BY m.n");
+      st.part(
+          "INSERT INTO outbox (tenant_id, conversation_id, channel_id, contact_id, "
+          "payload, state, sent_at) "
+          "SELECT " +
+          T() + ", " + C() + ", " + st.param("channel", channel_id) + ", " + K() + ", m.value, " +
+          state + ", CASE WHEN " + state +
+          " = 'sent' THEN now() END "
+          "FROM jsonb_array_elements(" +
+          st.param("messages", messages.dump()) +
+          "::jsonb) WITH ORDINALITY AS m(value, n) ORDER BY m.n");
     }
     if (before.has_timers) {
       // A turn that keeps waiting on the same question keeps that question's timer.
-      st.part(4, "DELETE FROM timers WHERE tenant_id = " + T() + " AND conversation_id = " + C() +
-                     (s.status == Status::waiting ? " AND wait_seq <> " + W() : ""));
+      st.part("DELETE FROM timers WHERE tenant_id = " + T() + " AND conversation_id = " + C() +
+              (s.status == Status::waiting ? " AND wait_seq <> " + W() : ""));
     }
     if (result.timer) {
-      st.part(5,
-              "INSERT INTO timers (tenant_id, conversation_id, contact_id, node, wait_seq, "
-              "fire_at) VALUES (" +
-                  T() + ", " + C() + ", " + K() + ", " +
-                  st.param("timer_node", result.timer->node) + ", " +
-                  st.param("timer_seq", std::to_string(result.timer->wait_seq)) +
-                  "::bigint, to_timestamp(" +
-                  st.param("timer_at", std::to_string(result.timer->fire_at_ms)) +
-                  "::float8 / 1000.0))");
+      st.part(
+          "INSERT INTO timers (tenant_id, conversation_id, contact_id, node, wait_seq, "
+          "fire_at) VALUES (" +
+          T() + ", " + C() + ", " + K() + ", " + st.param("timer_node", result.timer->node) + ", " +
+          st.param("timer_seq", std::to_string(result.timer->wait_seq)) +
+          "::bigint, to_timestamp(" +
+          st.param("timer_at", std::to_string(result.timer->fire_at_ms)) + "::float8 / 1000.0))");
     }
     if (contact.name != before.contact_name || contact.phone != before.contact_phone) {
-      st.part(6, "UPDATE contacts SET name = " + st.param("name", contact.name) +
-                     ", phone = " + st.param("phone", contact.phone) + " WHERE tenant_id = " + T() +
-                     " AND id = " + K());
+      st.part("UPDATE contacts SET name = " + st.param("name", contact.name) + ", phone = " +
+              st.param("phone", contact.phone) + " WHERE tenant_id = " + T() + " AND id = " + K());
     }
     if (event.inbox_id != 0) {
-      st.finish(7,
-                "UPDATE inbox SET state = 'done', processed_at = now(), "
-                "attempts = attempts + 1, result_conversation = " +
-                    C() +
-                    ", error = '' "
-                    "WHERE id = " +
-                    st.param("inbox", std::to_string(event.inbox_id)) + "::bigint RETURNING id");
+      st.finish(
+          "UPDATE inbox SET state = 'done', processed_at = now(), "
+          "attempts = attempts + 1, result_conversation = " +
+          C() +
+          ", error = '' "
+          "WHERE id = " +
+          st.param("inbox", std::to_string(event.inbox_id)) + "::bigint RETURNING id");
     } else {
-      st.finish(8,
-                "INSERT INTO inbox (tenant_id, channel_id, provider_message_id, contact_id, "
-                "kind, payload, state, attempts, result_conversation, processed_at) "
-                "VALUES (" +
-                    T() + ", " + st.param("inbox_channel", event.channel_id) + ", NULLIF(" +
-                    st.param("message_id", event.provider_message_id) + ", ''), " + K() + ", " +
-                    st.param("kind", event.kind) + ", " + st.param("payload", event.payload) +
-                    "::jsonb, 'done', 1, " + C() +
-                    ", now()) "
-                    "ON CONFLICT (tenant_id, channel_id, provider_message_id) DO NOTHING "
-                    "RETURNING id");
+      st.finish(
+          "INSERT INTO inbox (tenant_id, channel_id, provider_message_id, contact_id, "
+          "kind, payload, state, attempts, result_conversation, processed_at) "
+          "VALUES (" +
+          T() + ", " + st.param("inbox_channel", event.channel_id) + ", NULLIF(" +
+          st.param("message_id", event.provider_message_id) + ", ''), " + K() + ", " +
+          st.param("kind", event.kind) + ", " + st.param("payload", event.payload) +
+          "::jsonb, 'done', 1, " + C() +
+          ", now()) "
+          "ON CONFLICT (tenant_id, channel_id, provider_message_id) DO NOTHING "
+          "RETURNING id");
     }
     auto rows = st.run(tx, "turn_write_");
     if (rows.empty()) throw StoredConcurrently();

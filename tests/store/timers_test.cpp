@@ -5,6 +5,34 @@
 namespace flowrt::store_tests {
 namespace {
 
+// Answering a question with a timeout drops its timer: all of the conversation's timers when
+// the conversation ends, all but the current question's when it waits again. Both turns
+// write the same kinds of rows with different statements, on one connection here; each
+// must run as written (and the old timer be gone, the new question have none).
+TEST_F(StoreTest, AnsweredQuestionsDropTheirTimersWhetherTheConversationEndsOrWaits) {
+  st::StoreOptions options;
+  options.database_url = database_url();
+  options.pool_size = 1;
+  st::Store one_connection(options);
+  st::TurnProcessor on_one(one_connection, *executor);
+  World ends = make_world(*store, kTimeoutFlow);
+  World waits = make_world(*store, R"({"format":"flowrt.flow/1","id":"two","start":"ask1",
+    "nodes":[
+    {"id":"ask1","type":"question","text":"First?","save_as":"a",
+     "timeout":{"after_s":60,"next":"ask2"},"next":"ask2"},
+    {"id":"ask2","type":"question","text":"Second?","save_as":"b","next":"ask2"}]})");
+  for (const auto& [world, status] :
+       {std::pair{&ends, runtime::Status::ended}, std::pair{&waits, runtime::Status::waiting}}) {
+    auto first = on_one.accept_and_process(message(*world, "c", "hi"), st::Delivery::outbox);
+    ASSERT_EQ(first.kind, st::TurnOutcome::Kind::processed) << first.error;
+    EXPECT_EQ(scalar("SELECT count(*) FROM timers WHERE tenant_id = '" + world->tenant + "'"), 1);
+    auto answer = on_one.accept_and_process(message(*world, "c", "Ann"), st::Delivery::outbox);
+    ASSERT_EQ(answer.kind, st::TurnOutcome::Kind::processed) << answer.error;
+    EXPECT_EQ(answer.status, status);
+    EXPECT_EQ(scalar("SELECT count(*) FROM timers WHERE tenant_id = '" + world->tenant + "'"), 0);
+  }
+}
+
 TEST_F(StoreTest, TimersFireOnceAcrossTwoProcesses) {
   World world = make_world(*store, kTimeoutFlow);
   constexpr int kConversations = 12;
