@@ -24,12 +24,8 @@ SELECT q.conversation FROM (
                  AND tm.conversation_id = v.id)
     FROM contacts c JOIN tenants t ON t.id = c.tenant_id
     LEFT JOIN LATERAL (
-      (SELECT * FROM conversations v1 WHERE NULL::text IS NOT NULL AND v1.tenant_id = :tenant
-         AND v1.id = NULL::text)
-      UNION ALL
-      (SELECT * FROM conversations v2 WHERE NULL::text IS NULL AND v2.tenant_id = :tenant
-         AND v2.contact_id = :contact AND v2.status IN ('active', 'waiting', 'handoff'))
-      LIMIT 1) v ON true
+      SELECT * FROM conversations v2 WHERE v2.tenant_id = :tenant AND v2.contact_id = :contact
+         AND v2.status IN ('active', 'waiting', 'handoff') LIMIT 1) v ON true
    WHERE c.tenant_id = :tenant AND c.id = :contact) q \gset
 WITH p0 AS (
   UPDATE conversations SET flow_id = 'loop', flow_version = 1, status = 'waiting', node = 'ask',

@@ -226,8 +226,8 @@ class TurnProcessor::Impl {
 
   // What a turn reads besides its event: the contact (c), its tenant (t) with its secrets,
   // and the conversation (v) the event goes to: the one `aimed_at` names if that is not
-  // NULL, else the contact's open one. The reads of a turn select these columns after their
-  // own ($1 is the tenant, $2 the contact); run_turn reads them by position.
+  // NULL, else the contact's open one (conversation_join). The reads of a turn select these columns
+  // after their own ($1 is the tenant, $2 the contact); run_turn reads them by position.
   static std::string context_columns() {
     return "c.external_id, c.name, c.phone, t.name, "
            "COALESCE((SELECT jsonb_object_agg(s.name, s.value) FROM secrets s "
@@ -237,15 +237,17 @@ class TurnProcessor::Impl {
            "EXISTS (SELECT 1 FROM timers tm WHERE tm.tenant_id = $1 "
            "        AND tm.conversation_id = v.id) ";
   }
+  // `aimed_at` "": only the contact's open conversation (a new message names none).
   static std::string conversation_join(const std::string& aimed_at) {
+    const std::string open = std::string("SELECT * FROM conversations v2 WHERE ") +
+                             (aimed_at.empty() ? "" : aimed_at + " IS NULL AND ") +
+                             "v2.tenant_id = $1 AND v2.contact_id = $2 AND v2.status IN " +
+                             kOpenStatuses;
+    if (aimed_at.empty()) return "LEFT JOIN LATERAL (" + open + " LIMIT 1) v ON true ";
     return "LEFT JOIN LATERAL ("
            "  (SELECT * FROM conversations v1 WHERE " +
            aimed_at + " IS NOT NULL AND v1.tenant_id = $1 AND v1.id = " + aimed_at +
-           ") "
-           "  UNION ALL "
-           "  (SELECT * FROM conversations v2 WHERE " +
-           aimed_at + " IS NULL AND v2.tenant_id = $1 AND v2.contact_id = $2 AND v2.status IN " +
-           kOpenStatuses + ") LIMIT 1) v ON true ";
+           ") UNION ALL (" + open + ") LIMIT 1) v ON true ";
   }
 
   // The common case of accept_and_process: the contact exists and is locked here, it has no
@@ -265,7 +267,7 @@ class TurnProcessor::Impl {
         "       $4 <> '' AND EXISTS (SELECT 1 FROM inbox d WHERE d.tenant_id = $1 "
         "               AND d.channel_id = $3 AND d.provider_message_id = $4), " +
             context_columns() + "FROM contacts c JOIN tenants t ON t.id = c.tenant_id " +
-            conversation_join("NULL::text") + "WHERE c.tenant_id = $1 AND c.id = $2",
+            conversation_join("") + "WHERE c.tenant_id = $1 AND c.id = $2",
         message.tenant_id, *contact_id, message.channel_id, message.provider_message_id);
     const bool earlier_pending = rows[0][0].as<bool>(), duplicate = rows[0][1].as<bool>();
     if (earlier_pending || duplicate) return std::nullopt;

@@ -95,6 +95,31 @@ TEST_F(StoreTest, ConversationsStayPinnedToTheirFlowVersion) {
   (void)first;
 }
 
+// Polls (up to 5 s) until some session of the test database waits for another transaction.
+bool a_transaction_waits_for_another() {
+  pqxx::connection connection(database_url());
+  for (int i = 0; i < 500; ++i) {
+    pqxx::nontransaction tx(connection);
+    if (tx.exec("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event = 'transactionid'")[0][0]
+            .as<int64_t>() > 0) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+// Stores a message of `contact` in `tx`, which the caller leaves open for a while.
+void insert_uncommitted(pqxx::work& tx, const World& world, const std::string& contact,
+                        const std::string& message_id, const std::string& text) {
+  tx.exec_params(
+      "INSERT INTO inbox (tenant_id, channel_id, provider_message_id, contact_id, kind, payload) "
+      "SELECT tenant_id, channel_id, $3, id, 'message', jsonb_build_object('text', $4::text) "
+      "FROM contacts WHERE tenant_id = $1 AND external_id = $2",
+      world.tenant, contact, message_id, text);
+}
+
 TEST_F(StoreTest, UnpublishedFlowSetsTheMessageAsideWithAReason) {
   World world;
   world.tenant = store->create_tenant("t").first.id;
@@ -119,6 +144,29 @@ TEST_F(StoreTest, UnpublishedFlowSetsTheMessageAsideWithAReason) {
                    "' AND state = 'failed' AND provider_message_id = 'm2' AND id = " +
                    std::to_string(again.inbox_id)),
             1);
+  // A copy stored concurrently: the turn finds it when it stores its failed row, and reports
+  // the message as the duplicate it is.
+  pqxx::connection other(database_url());
+  pqxx::work racing(other);
+  insert_uncommitted(racing, world, "x", "m3", "hey");
+  st::TurnOutcome raced;
+  std::thread turn([&] {
+    raced = turns->accept_and_process(message(world, "x", "hey", "m3"), st::Delivery::inline_);
+  });
+  EXPECT_TRUE(a_transaction_waits_for_another()) << "the turn never waited for the insert";
+  racing.commit();
+  turn.join();
+  EXPECT_EQ(raced.kind, Kind::duplicate);
+  // The stored copy is set aside in turn when a worker gets to it.
+  auto worked = turns->process_contact(world.tenant,
+                                       scalar("SELECT id FROM contacts WHERE tenant_id = '" +
+                                              world.tenant + "' AND external_id = 'x'"),
+                                       true);
+  ASSERT_TRUE(worked);
+  EXPECT_EQ(worked->kind, Kind::failed);
+  EXPECT_EQ(scalar("SELECT count(*) FROM inbox WHERE tenant_id = '" + world.tenant +
+                   "' AND provider_message_id = 'm3' AND state = 'failed'"),
+            1);
 }
 
 // A redelivery stored through accept_inbound while the first delivery's turn runs: the turn
@@ -134,24 +182,13 @@ TEST_F(StoreTest, AMessageStoredConcurrentlyWithItsTurnRollsTheTurnBack) {
 
   pqxx::connection other(database_url());
   pqxx::work racing(other);
-  racing.exec_params(
-      "INSERT INTO inbox (tenant_id, channel_id, provider_message_id, contact_id, kind, payload) "
-      "SELECT tenant_id, channel_id, 'r2', id, 'message', '{\"text\": \"two\"}' FROM contacts "
-      "WHERE tenant_id = $1 AND external_id = 'ra'",
-      world.tenant);
+  insert_uncommitted(racing, world, "ra", "r2", "two");
   st::TurnOutcome outcome;
   std::thread turn([&] {
     outcome = turns->accept_and_process(message(world, "ra", "two", "r2"), st::Delivery::inline_);
   });
   // The turn waits on the uncommitted row once it inserts its own.
-  bool waiting = false;
-  for (int i = 0; i < 500 && !waiting; ++i) {
-    waiting = scalar(
-                  "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                  "AND wait_event = 'transactionid'") > 0;
-    if (!waiting) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  EXPECT_TRUE(waiting) << "the turn never waited for the concurrent insert";
+  EXPECT_TRUE(a_transaction_waits_for_another()) << "the turn never waited for the insert";
   racing.commit();
   turn.join();
 
