@@ -2,16 +2,17 @@
 -- sends for one message of the benchmark's loop flow (taken from the server log with
 -- log_statement = 'all'), with the turn's values fixed. store_bench runs it with
 -- `--own-sql yes` after each store round, on that round's conversations (-D tenant, channel,
--- round), to tell the cost of the SQL from the cost of the client. Keep it in step with
--- runtime/store/turns.cpp.
-\set message random(1, 2000000000)
+-- round), to tell the cost of the SQL from the cost of the client. The store sends them in two
+-- round trips (BEGIN, lock and read pipelined; then the write and COMMIT); pgbench sends them
+-- one at a time. Keep it in step with runtime/store/turns.cpp.
+\set message random(1, 9000000000000000000)
 BEGIN;
 SELECT id AS contact FROM contacts
  WHERE tenant_id = :tenant AND channel_id = :channel
    AND external_id = 'bench-' || :round || '-' || :client_id
    FOR NO KEY UPDATE \gset
 SELECT q.conversation FROM (
-  SELECT EXISTS (SELECT 1 FROM inbox p WHERE p.tenant_id = :tenant AND p.contact_id = :contact
+  SELECT EXISTS (SELECT 1 FROM inbox p WHERE p.tenant_id = :tenant AND p.contact_id = c.id
                  AND p.state = 'pending'),
          EXISTS (SELECT 1 FROM inbox d WHERE d.tenant_id = :tenant AND d.channel_id = :channel
                  AND d.provider_message_id = 'pgbench-' || :message),
@@ -24,9 +25,10 @@ SELECT q.conversation FROM (
                  AND tm.conversation_id = v.id)
     FROM contacts c JOIN tenants t ON t.id = c.tenant_id
     LEFT JOIN LATERAL (
-      SELECT * FROM conversations v2 WHERE v2.tenant_id = :tenant AND v2.contact_id = :contact
+      SELECT * FROM conversations v2 WHERE v2.tenant_id = :tenant AND v2.contact_id = c.id
          AND v2.status IN ('active', 'waiting', 'handoff') LIMIT 1) v ON true
-   WHERE c.tenant_id = :tenant AND c.id = :contact) q \gset
+   WHERE c.tenant_id = :tenant AND c.channel_id = :channel
+     AND c.external_id = 'bench-' || :round || '-' || :client_id) q \gset
 WITH p0 AS (
   UPDATE conversations SET flow_id = 'loop', flow_version = 1, status = 'waiting', node = 'ask',
     vars = '{"last": "message 1"}'::jsonb, attempts = 0, wait_seq = wait_seq + 1,
@@ -50,5 +52,5 @@ INSERT INTO inbox (tenant_id, channel_id, provider_message_id, contact_id, kind,
   attempts, result_conversation, processed_at)
 VALUES (:tenant, :channel, 'pgbench-' || :message, :contact, 'message',
   '{"text": "message x"}'::jsonb, 'done', 1, :conversation, now())
-ON CONFLICT (tenant_id, channel_id, provider_message_id) DO NOTHING RETURNING id;
+RETURNING id;
 COMMIT;

@@ -108,14 +108,14 @@ MigrationStatus Migrator::status() {
 std::vector<std::string> Migrator::migrate() {
   auto files = load_migrations(folder_);
   auto lease = pool_.acquire();
-  pqxx::connection& connection = *lease;
+  pqxx::connection_base& connection = *lease;
   // A session-level lock, held while each file commits in its own transaction.
   {
     pqxx::nontransaction tx(connection);
     tx.exec_params("SELECT pg_advisory_lock($1)", kMigrationLockKey);
   }
   struct Unlock {
-    pqxx::connection& connection;
+    pqxx::connection_base& connection;
     ConnectionPool::Lease& lease;
     ~Unlock() {
       try {

@@ -4,6 +4,33 @@
 
 namespace flowrt::runtime::store {
 
+PooledConnection::PooledConnection(const std::string& url)
+    : pqxx::connection_base(policy_), policy_(url) {
+  init();  // as pqxx::basic_connection_base does: connects once the policy exists
+}
+
+PooledConnection::~PooledConnection() noexcept {
+  close();
+}
+
+pqxx::connectionpolicy::handle PooledConnection::Policy::do_completeconnect(handle orig) {
+  live = connect_direct::do_completeconnect(orig);
+  pipeline_statements.clear();
+  return live;
+}
+
+pqxx::connectionpolicy::handle PooledConnection::Policy::do_dropconnect(handle orig) noexcept {
+  live = nullptr;
+  pipeline_statements.clear();
+  return connect_direct::do_dropconnect(orig);
+}
+
+pqxx::connectionpolicy::handle PooledConnection::Policy::do_disconnect(handle orig) noexcept {
+  live = nullptr;
+  pipeline_statements.clear();
+  return connect_direct::do_disconnect(orig);
+}
+
 ConnectionPool::ConnectionPool(PoolOptions options) : options_(std::move(options)) {
   if (options_.size < 1) options_.size = 1;
   if (options_.max_attempts < 1) options_.max_attempts = 1;
@@ -33,7 +60,7 @@ ConnectionPool::Lease ConnectionPool::acquire() {
       ++open_;
       lock.unlock();
       try {
-        auto connection = std::make_unique<pqxx::connection>(options_.url);
+        auto connection = std::make_unique<PooledConnection>(options_.url);
         return Lease(this, std::move(connection));
       } catch (...) {
         lock.lock();
@@ -51,7 +78,7 @@ ConnectionPool::Lease ConnectionPool::acquire() {
   }
 }
 
-void ConnectionPool::release(std::unique_ptr<pqxx::connection> connection, bool discard) {
+void ConnectionPool::release(std::unique_ptr<PooledConnection> connection, bool discard) {
   std::lock_guard lock(mutex_);
   if (discard || !connection->is_open()) {
     --open_;

@@ -10,6 +10,8 @@
 // connection lost during COMMIT (pqxx::in_doubt_error) is never retried: the outcome is
 // unknown, and the error reaches the caller. The function may therefore run more than once
 // and must not keep effects outside the transaction from an attempt that failed.
+// with_connection() is the same retry loop for callers that run their own transaction block
+// (the pipelined turn, runtime/store/pipeline.hpp).
 //
 // Thread-safe.
 #pragma once
@@ -22,8 +24,10 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
+#include <libpq-fe.h>
 #include <pqxx/pqxx>
 
 namespace flowrt::runtime::store {
@@ -41,6 +45,28 @@ class PoolTimeout : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A libpqxx connection that also gives its libpq handle, for pipeline mode (libpqxx 6.4 keeps
+// the handle private; its connection-policy hooks are the documented way to see it).
+class PooledConnection : public pqxx::connection_base {
+ public:
+  explicit PooledConnection(const std::string& url);
+  ~PooledConnection() noexcept;
+  PGconn* handle() const { return policy_.live; }
+  // Names prepared on this session outside libpqxx (by Pipeline); a new session has none.
+  std::unordered_set<std::string>& pipeline_statements() { return policy_.pipeline_statements; }
+
+ private:
+  struct Policy : pqxx::connect_direct {
+    using connect_direct::connect_direct;
+    handle do_completeconnect(handle orig) override;
+    handle do_dropconnect(handle orig) noexcept override;
+    handle do_disconnect(handle orig) noexcept override;
+    PGconn* live = nullptr;
+    std::unordered_set<std::string> pipeline_statements;
+  };
+  Policy policy_;
+};
+
 class ConnectionPool {
  public:
   explicit ConnectionPool(PoolOptions options);
@@ -54,17 +80,17 @@ class ConnectionPool {
     Lease(Lease&& other) noexcept;
     Lease& operator=(Lease&&) = delete;
     ~Lease();
-    pqxx::connection& operator*() { return *connection_; }
-    pqxx::connection* operator->() { return connection_.get(); }
+    PooledConnection& operator*() { return *connection_; }
+    PooledConnection* operator->() { return connection_.get(); }
     // The connection is not returned to the pool (it broke, or its session state is odd).
     void discard() { discard_ = true; }
 
    private:
     friend class ConnectionPool;
-    Lease(ConnectionPool* pool, std::unique_ptr<pqxx::connection> connection)
+    Lease(ConnectionPool* pool, std::unique_ptr<PooledConnection> connection)
         : pool_(pool), connection_(std::move(connection)) {}
     ConnectionPool* pool_;
-    std::unique_ptr<pqxx::connection> connection_;
+    std::unique_ptr<PooledConnection> connection_;
     bool discard_ = false;
   };
 
@@ -76,6 +102,11 @@ class ConnectionPool {
   template <class F>
   auto transact(F&& fn) -> decltype(fn(std::declval<pqxx::work&>()));
 
+  // Runs fn(Lease&) with transact()'s retries. fn leaves the session outside any transaction
+  // block, or discards the lease.
+  template <class F>
+  auto with_connection(F&& fn) -> decltype(fn(std::declval<Lease&>()));
+
   // Same, outside any transaction block (each statement commits on its own).
   template <class F>
   auto autocommit(F&& fn) -> decltype(fn(std::declval<pqxx::nontransaction&>()));
@@ -86,32 +117,23 @@ class ConnectionPool {
   static bool retryable(const std::exception& error);
 
  private:
-  void release(std::unique_ptr<pqxx::connection> connection, bool discard);
+  void release(std::unique_ptr<PooledConnection> connection, bool discard);
   void backoff(int attempt);
 
   PoolOptions options_;
   std::mutex mutex_;
   std::condition_variable available_;
-  std::vector<std::unique_ptr<pqxx::connection>> idle_;
+  std::vector<std::unique_ptr<PooledConnection>> idle_;
   int open_ = 0;
 };
 
 template <class F>
-auto ConnectionPool::transact(F&& fn) -> decltype(fn(std::declval<pqxx::work&>())) {
+auto ConnectionPool::with_connection(F&& fn) -> decltype(fn(std::declval<Lease&>())) {
   for (int attempt = 1;; ++attempt) {
     std::optional<Lease> lease;
     try {
       lease.emplace(acquire());
-      pqxx::work work(**lease);
-      if constexpr (std::is_void_v<decltype(fn(work))>) {
-        fn(work);
-        work.commit();
-        return;
-      } else {
-        auto result = fn(work);
-        work.commit();
-        return result;
-      }
+      return fn(*lease);
     } catch (const pqxx::in_doubt_error&) {
       if (lease) lease->discard();
       throw;
@@ -122,6 +144,21 @@ auto ConnectionPool::transact(F&& fn) -> decltype(fn(std::declval<pqxx::work&>()
     lease.reset();
     backoff(attempt);
   }
+}
+
+template <class F>
+auto ConnectionPool::transact(F&& fn) -> decltype(fn(std::declval<pqxx::work&>())) {
+  return with_connection([&](Lease& lease) {
+    pqxx::work work(*lease);
+    if constexpr (std::is_void_v<decltype(fn(work))>) {
+      fn(work);
+      work.commit();
+    } else {
+      auto result = fn(work);
+      work.commit();
+      return result;
+    }
+  });
 }
 
 template <class F>

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "runtime/store/pipeline.hpp"
 #include "runtime/store/util.hpp"
 
 namespace flowrt::runtime::store {
@@ -72,6 +73,11 @@ class StoredConcurrently : public std::runtime_error {
 
 constexpr const char* kOpenStatuses = "('active', 'waiting', 'handoff')";
 
+// Locks a contact ($1 tenant, $2 channel, $3 its id on the channel) until the transaction ends.
+constexpr const char* kContactLock =
+    "SELECT id FROM contacts WHERE tenant_id = $1 AND channel_id = $2 AND external_id = $3 "
+    "FOR NO KEY UPDATE";
+
 // Runs a statement of the turn's hot path as a prepared statement of the connection
 // (prepared on first use; preparing again with the same text is a no-op in libpqxx).
 template <class... Args>
@@ -97,10 +103,14 @@ class Statement {
         (ctes_.empty() ? "WITH " : ", ") + ("p" + std::to_string(++parts_)) + " AS (" + sql + ")";
   }
   void finish(const std::string& sql) { main_ = sql; }
+  std::string text() const { return ctes_ + " " + main_; }
+  std::string name(const std::string& prefix) const {
+    return prefix + std::to_string(std::hash<std::string>()(text()));
+  }
+  const std::vector<std::string>& values() const { return values_; }
   pqxx::result run(pqxx::transaction_base& tx, const std::string& prefix) const {
-    const std::string text = ctes_ + " " + main_;
-    const std::string name = prefix + std::to_string(std::hash<std::string>()(text));
-    tx.conn().prepare(name, text);
+    const std::string name = this->name(prefix);
+    tx.conn().prepare(name, text());
     return tx.exec_prepared(name, pqxx::prepare::make_dynamic_params(values_));
   }
 
@@ -110,6 +120,10 @@ class Statement {
   std::string ctes_, main_;
   int parts_ = 0;
 };
+
+// How a turn's write reaches the database: inside a transaction the caller commits
+// (written_in), or pipelined with its COMMIT (process_new_message). Returns the inbox row's id.
+using WriteTurn = std::function<int64_t(const Statement&)>;
 
 }  // namespace
 
@@ -127,7 +141,7 @@ class TurnProcessor::Impl {
   std::map<std::tuple<std::string, std::string, int>, std::shared_ptr<const Flow>> cache;
 
   // Returns the parsed version, or null with `error` set.
-  std::shared_ptr<const Flow> load_flow(pqxx::work& tx, const std::string& tenant,
+  std::shared_ptr<const Flow> load_flow(pqxx::transaction_base& tx, const std::string& tenant,
                                         const std::string& flow_id, int version,
                                         std::string& error) {
     auto key = std::make_tuple(tenant, flow_id, version);
@@ -161,7 +175,7 @@ class TurnProcessor::Impl {
   // Finds `jump` targets inside the turn's transaction.
   class Resolver : public FlowResolver {
    public:
-    Resolver(Impl& impl, pqxx::work& tx, std::string tenant)
+    Resolver(Impl& impl, pqxx::transaction_base& tx, std::string tenant)
         : impl_(impl), tx_(tx), tenant_(std::move(tenant)) {}
     Found find(const std::string& flow_id) const override {
       auto rows = tx_.exec_params(
@@ -178,28 +192,25 @@ class TurnProcessor::Impl {
 
    private:
     Impl& impl_;
-    pqxx::work& tx_;
+    pqxx::transaction_base& tx_;
     std::string tenant_;
   };
 
   // --- contacts --------------------------------------------------------------------------
 
   // Locks the contact's row until the transaction ends; nullopt if it does not exist.
-  std::optional<int64_t> lock_existing_contact(pqxx::work& tx, const std::string& tenant,
+  std::optional<int64_t> lock_existing_contact(pqxx::transaction_base& tx,
+                                               const std::string& tenant,
                                                const std::string& channel,
                                                const std::string& external_id) {
-    auto rows = prepared(
-        tx, "contact_lock",
-        "SELECT id FROM contacts WHERE tenant_id = $1 AND channel_id = $2 AND external_id = $3 "
-        "FOR NO KEY UPDATE",
-        tenant, channel, external_id);
+    auto rows = prepared(tx, "contact_lock", kContactLock, tenant, channel, external_id);
     if (rows.empty()) return std::nullopt;
     return rows[0][0].as<int64_t>();
   }
 
   // Finds or creates the contact and locks its row until the transaction ends.
-  int64_t lock_contact(pqxx::work& tx, const std::string& tenant, const std::string& channel,
-                       const Contact& contact) {
+  int64_t lock_contact(pqxx::transaction_base& tx, const std::string& tenant,
+                       const std::string& channel, const Contact& contact) {
     for (int attempt = 0; attempt < 3; ++attempt) {
       if (auto id = lock_existing_contact(tx, tenant, channel, contact.id)) return *id;
       auto rows = prepared(tx, "contact_insert",
@@ -237,12 +248,14 @@ class TurnProcessor::Impl {
            "EXISTS (SELECT 1 FROM timers tm WHERE tm.tenant_id = $1 "
            "        AND tm.conversation_id = v.id) ";
   }
-  // `aimed_at` "": only the contact's open conversation (a new message names none).
-  static std::string conversation_join(const std::string& aimed_at) {
+  // `aimed_at` "": only the contact's open conversation (a new message names none). `contact`:
+  // the contact's id in the statement.
+  static std::string conversation_join(const std::string& aimed_at,
+                                       const std::string& contact = "$2") {
     const std::string open = std::string("SELECT * FROM conversations v2 WHERE ") +
                              (aimed_at.empty() ? "" : aimed_at + " IS NULL AND ") +
-                             "v2.tenant_id = $1 AND v2.contact_id = $2 AND v2.status IN " +
-                             kOpenStatuses;
+                             "v2.tenant_id = $1 AND v2.contact_id = " + contact +
+                             " AND v2.status IN " + kOpenStatuses;
     if (aimed_at.empty()) return "LEFT JOIN LATERAL (" + open + " LIMIT 1) v ON true ";
     return "LEFT JOIN LATERAL ("
            "  (SELECT * FROM conversations v1 WHERE " +
@@ -250,39 +263,71 @@ class TurnProcessor::Impl {
            ") UNION ALL (" + open + ") LIMIT 1) v ON true ";
   }
 
-  // The common case of accept_and_process: the contact exists and is locked here, it has no
-  // pending inbox row to run first, and the message is new. Then the turn reads in one
-  // statement and writes in one, inbox row included. nullopt otherwise, with nothing written.
-  std::optional<TurnOutcome> process_new_message(pqxx::work& tx, const InboundMessage& message,
-                                                 const Json& payload, Delivery delivery) {
-    auto contact_id =
-        lock_existing_contact(tx, message.tenant_id, message.channel_id, message.contact.id);
-    if (!contact_id) return std::nullopt;
-    // A separate statement from the lock: in READ COMMITTED it reads what the previous
-    // holder of the lock committed. No conversation row lock is needed, as process_one says.
-    auto rows = prepared(
-        tx, "message_context",
-        "SELECT EXISTS (SELECT 1 FROM inbox p WHERE p.tenant_id = $1 AND p.contact_id = $2 "
-        "               AND p.state = 'pending'), "
-        "       $4 <> '' AND EXISTS (SELECT 1 FROM inbox d WHERE d.tenant_id = $1 "
-        "               AND d.channel_id = $3 AND d.provider_message_id = $4), " +
-            context_columns() + "FROM contacts c JOIN tenants t ON t.id = c.tenant_id " +
-            conversation_join("") + "WHERE c.tenant_id = $1 AND c.id = $2",
-        message.tenant_id, *contact_id, message.channel_id, message.provider_message_id);
-    const bool earlier_pending = rows[0][0].as<bool>(), duplicate = rows[0][1].as<bool>();
-    if (earlier_pending || duplicate) return std::nullopt;
-    TurnEvent event;
-    event.channel_id = message.channel_id;
-    event.provider_message_id = message.provider_message_id;
-    event.kind = kind_name(message.event.kind);
-    event.payload = payload.dump();
-    return run_turn(tx, message.tenant_id, *contact_id, event, rows[0], 2, delivery);
+  // The common case of accept_and_process: the contact exists, it has no pending inbox row
+  // to run first, and the message is new. Then the turn takes two round trips: BEGIN, the
+  // contact's lock and the turn's read; then the write, inbox row included, and COMMIT.
+  // nullopt otherwise, with nothing written.
+  std::optional<TurnOutcome> process_new_message(const InboundMessage& message, const Json& payload,
+                                                 Delivery delivery) {
+    return store.pool().with_connection([&](ConnectionPool::Lease& lease)
+                                            -> std::optional<TurnOutcome> {
+      PipelinedTransaction transaction(lease);
+      transaction.pipeline().prepared("contact_lock", kContactLock,
+                                      {message.tenant_id, message.channel_id, message.contact.id});
+      // A statement of its own after the lock: in READ COMMITTED it reads what the
+      // previous holder of the lock committed. No conversation row lock is needed, as
+      // process_one says.
+      transaction.pipeline().prepared(
+          "message_context",
+          "SELECT EXISTS (SELECT 1 FROM inbox p WHERE p.tenant_id = $1 "
+          "               AND p.contact_id = c.id AND p.state = 'pending'), "
+          "       $4 <> '' AND EXISTS (SELECT 1 FROM inbox d WHERE d.tenant_id = $1 "
+          "               AND d.channel_id = $2 AND d.provider_message_id = $4), " +
+              context_columns() + "FROM contacts c JOIN tenants t ON t.id = c.tenant_id " +
+              conversation_join("", "c.id") +
+              "WHERE c.tenant_id = $1 AND c.channel_id = $2 AND c.external_id = $3",
+          {message.tenant_id, message.channel_id, message.contact.id, message.provider_message_id});
+      auto opening = transaction.run();  // BEGIN, the lock, the read
+      const auto &lock = opening[1], &context = opening[2];
+      if (lock.empty() || context[0][0].as<bool>() || context[0][1].as<bool>()) {
+        return std::nullopt;  // a new contact, an earlier pending row, or a duplicate
+      }
+      const int64_t contact_id = lock[0][0].as<int64_t>();
+      TurnEvent event;
+      event.channel_id = message.channel_id;
+      event.provider_message_id = message.provider_message_id;
+      event.kind = kind_name(message.event.kind);
+      event.payload = payload.dump();
+      // The turn's other statements (flow loading, a new conversation's channel) run
+      // inside the transaction block opened above.
+      pqxx::nontransaction inside(*lease);
+      auto write = [&](const Statement& statement) {
+        transaction.pipeline().prepared(statement.name("turn_write_"), statement.text(),
+                                        statement.values());
+        try {
+          if (!options.before_commit) return transaction.commit()[0][0][0].as<int64_t>();
+          int64_t inbox_id = transaction.run()[0][0][0].as<int64_t>();
+          options.before_commit(inbox_id);
+          transaction.commit();
+          return inbox_id;
+        } catch (const PipelineError& error) {
+          // A copy of the message stored since the read: the write stopped at the inbox's
+          // unique key, before COMMIT, and the turn is rolled back.
+          if (error.constraint == "inbox_dedup") throw StoredConcurrently();
+          throw;
+        }
+      };
+      auto outcome =
+          run_turn(inside, message.tenant_id, contact_id, event, context[0], 2, delivery, write);
+      if (!transaction.ended()) transaction.commit();  // the event failed (fail())
+      return outcome;
+    });
   }
 
   // Processes the contact's oldest pending inbox row inside `tx` (the contact is locked).
   // nullopt if there is none, or if it is waiting out a retry delay. Rows other than
   // `target` always deliver through the outbox.
-  std::optional<TurnOutcome> process_one(pqxx::work& tx, const std::string& tenant,
+  std::optional<TurnOutcome> process_one(pqxx::transaction_base& tx, const std::string& tenant,
                                          int64_t contact_id, int64_t target, Delivery delivery) {
     // The conversation needs no row lock of its own: every writer of a conversation holds
     // its contact's lock, taken before this statement, so this read sees the latest state.
@@ -308,20 +353,22 @@ class TurnProcessor::Impl {
     event.payload = row[2].as<std::string>();
     event.conversation_id = row[3].as<std::string>();
     event.channel_id = row[4].as<std::string>();
-    return run_turn(tx, tenant, contact_id, event, row, 6, delivery);
+    return run_turn(tx, tenant, contact_id, event, row, 6, delivery, written_in(tx));
   }
 
-  // Runs the turn of `event` and writes it, inside `tx` (the contact is locked). `row` holds
-  // context_columns() from position `context` on.
-  TurnOutcome run_turn(pqxx::work& tx, const std::string& tenant, int64_t contact_id,
-                       const TurnEvent& event, const pqxx::row& row, int context,
-                       Delivery delivery) {
+  // Runs the turn of `event` inside `tx` (the contact is locked) and hands its write to
+  // `write`. `row` (a pqxx::row or a PipelineRow) holds context_columns() from position
+  // `context` on.
+  template <class Row>
+  TurnOutcome run_turn(pqxx::transaction_base& tx, const std::string& tenant, int64_t contact_id,
+                       const TurnEvent& event, const Row& row, int context, Delivery delivery,
+                       const WriteTurn& write) {
     auto column = [&](int i) { return row[context + i]; };
     try {
       Json payload = Json::parse(event.payload);
       InboundEvent inbound = event_from(event.kind, payload);
-      Contact contact{column(0).as<std::string>(), column(1).as<std::string>(),
-                      column(2).as<std::string>()};
+      Contact contact{column(0).template as<std::string>(), column(1).template as<std::string>(),
+                      column(2).template as<std::string>()};
       Before before;
       before.contact_name = contact.name;
       before.contact_phone = contact.phone;
@@ -331,13 +378,13 @@ class TurnProcessor::Impl {
       if (!new_phone.empty()) contact.phone = new_phone;
       TenantContext tenant_context;
       tenant_context.id = tenant;
-      tenant_context.name = column(3).as<std::string>();
-      tenant_context.secrets = Json::parse(column(4).as<std::string>());
+      tenant_context.name = column(3).template as<std::string>();
+      tenant_context.secrets = Json::parse(column(4).template as<std::string>());
 
       // The conversation.
       const bool found = !column(5).is_null();
       before.conversation_exists = found;
-      before.has_timers = column(17).as<bool>();
+      before.has_timers = column(17).template as<bool>();
       if (!found && !event.conversation_id.empty()) {
         return fail(tx, tenant, contact_id, event,
                     "conversation " + event.conversation_id + " does not exist");
@@ -346,18 +393,18 @@ class TurnProcessor::Impl {
       std::string conversation_id;
       std::string channel_id = event.channel_id;
       if (found) {
-        conversation_id = column(5).as<std::string>();
-        channel_id = column(6).as<std::string>();
-        state.flow_id = column(7).as<std::string>();
-        state.flow_version = column(8).as<int>();
-        state.status = parse_status(column(9).as<std::string>()).value_or(Status::failed);
-        state.node = column(10).as<std::string>();
-        state.vars = Json::parse(column(11).as<std::string>());
-        state.attempts = column(12).as<int>();
-        state.wait_seq = static_cast<uint64_t>(column(13).as<int64_t>());
-        state.handoff_queue = column(14).as<std::string>();
-        state.handoff_note = column(15).as<std::string>();
-        state.error = column(16).as<std::string>();
+        conversation_id = column(5).template as<std::string>();
+        channel_id = column(6).template as<std::string>();
+        state.flow_id = column(7).template as<std::string>();
+        state.flow_version = column(8).template as<int>();
+        state.status = parse_status(column(9).template as<std::string>()).value_or(Status::failed);
+        state.node = column(10).template as<std::string>();
+        state.vars = Json::parse(column(11).template as<std::string>());
+        state.attempts = column(12).template as<int>();
+        state.wait_seq = static_cast<uint64_t>(column(13).template as<int64_t>());
+        state.handoff_queue = column(14).template as<std::string>();
+        state.handoff_note = column(15).template as<std::string>();
+        state.error = column(16).template as<std::string>();
       } else {
         auto bound = tx.exec_params(
             "SELECT ch.flow_id, f.latest_version FROM channels ch "
@@ -395,9 +442,8 @@ class TurnProcessor::Impl {
         result.journal.push_back({"error", Json{{"message", error}}, 0});
       }
       TurnOutcome outcome;
-      outcome.inbox_id = write_turn(tx, tenant, conversation_id, channel_id, contact_id, contact,
-                                    result, delivery, event, before);
-      if (options.before_commit) options.before_commit(outcome.inbox_id);
+      outcome.inbox_id = write(turn_write(tenant, conversation_id, channel_id, contact_id, contact,
+                                          result, delivery, event, before));
       outcome.kind = TurnOutcome::Kind::processed;
       outcome.conversation_id = conversation_id;
       outcome.status = result.state.status;
@@ -414,7 +460,7 @@ class TurnProcessor::Impl {
   }
 
   // The event cannot run (its conversation or channel is gone): it is kept as failed.
-  TurnOutcome fail(pqxx::work& tx, const std::string& tenant, int64_t contact_id,
+  TurnOutcome fail(pqxx::transaction_base& tx, const std::string& tenant, int64_t contact_id,
                    const TurnEvent& event, const std::string& error) {
     auto rows = prepared(
         tx, "inbox_failed",
@@ -444,15 +490,15 @@ class TurnProcessor::Impl {
     std::string contact_name, contact_phone;
   };
 
-  // Writes the turn in one statement: state, journal, outbox, timers, the contact's name and
-  // phone, and the inbox row (marked done, or inserted done). Returns the inbox row's id.
+  // The turn's write, one statement: state, journal, outbox, timers, the contact's name and
+  // phone, and the inbox row (marked done, or inserted done), returning the inbox row's id.
   // The statement holds only the parts this turn needs (a reply, a timer to drop or arm, a
   // changed contact), because PostgreSQL sets up every part of a statement at each run; each
   // distinct statement is prepared once per connection.
-  int64_t write_turn(pqxx::work& tx, const std::string& tenant, const std::string& conversation_id,
-                     const std::string& channel_id, int64_t contact_id, const Contact& contact,
-                     const TurnResult& result, Delivery delivery, const TurnEvent& event,
-                     const Before& before) {
+  static Statement turn_write(const std::string& tenant, const std::string& conversation_id,
+                              const std::string& channel_id, int64_t contact_id,
+                              const Contact& contact, const TurnResult& result, Delivery delivery,
+                              const TurnEvent& event, const Before& before) {
     const ConversationState& s = result.state;
     Statement st;
     auto T = [&] { return st.param("tenant", tenant); };
@@ -557,16 +603,24 @@ class TurnProcessor::Impl {
           st.param("kind", event.kind) + ", " + st.param("payload", event.payload) +
           "::jsonb, 'done', 1, " + C() +
           ", now()) "
-          "ON CONFLICT (tenant_id, channel_id, provider_message_id) DO NOTHING "
           "RETURNING id");
     }
-    auto rows = st.run(tx, "turn_write_");
-    if (rows.empty()) throw StoredConcurrently();
-    return rows[0][0].as<int64_t>();
+    return st;
+  }
+
+  // Runs a turn's write inside `tx`, which the caller commits.
+  WriteTurn written_in(pqxx::transaction_base& tx) {
+    return [this, &tx](const Statement& write) {
+      auto rows = write.run(tx, "turn_write_");
+      if (rows.empty()) throw StoredConcurrently();
+      int64_t inbox_id = rows[0][0].as<int64_t>();
+      if (options.before_commit) options.before_commit(inbox_id);
+      return inbox_id;
+    };
   }
 
   // Processes the contact's pending rows, oldest first, until `target` is done.
-  TurnOutcome drain_until(pqxx::work& tx, const std::string& tenant, int64_t contact_id,
+  TurnOutcome drain_until(pqxx::transaction_base& tx, const std::string& tenant, int64_t contact_id,
                           int64_t target, Delivery delivery) {
     for (;;) {
       auto outcome = process_one(tx, tenant, contact_id, target, delivery);
@@ -583,7 +637,7 @@ class TurnProcessor::Impl {
 
   // Counts a failed attempt at `inbox_id`; after max_inbox_attempts the row is set aside.
   void record_failure(int64_t inbox_id, const std::string& error) {
-    store.pool().transact([&](pqxx::work& tx) {
+    store.pool().transact([&](pqxx::transaction_base& tx) {
       tx.exec_params(
           "UPDATE inbox SET attempts = attempts + 1, error = $2, "
           "  available_at = now() + make_interval(secs => LEAST(60, power(2, attempts))), "
@@ -594,7 +648,7 @@ class TurnProcessor::Impl {
     });
   }
 
-  std::optional<int64_t> insert_inbox(pqxx::work& tx, const std::string& tenant,
+  std::optional<int64_t> insert_inbox(pqxx::transaction_base& tx, const std::string& tenant,
                                       const std::string& channel, const std::string& message_id,
                                       int64_t contact_id, const std::string& conversation_id,
                                       InboundEvent::Kind kind, const Json& payload) {
@@ -665,10 +719,8 @@ TurnOutcome TurnProcessor::accept_and_process(const InboundMessage& message, Del
   // A second attempt follows only StoredConcurrently, and then finds the stored copy.
   for (int attempt = 0;; ++attempt) {
     try {
+      if (auto outcome = impl_->process_new_message(message, payload, delivery)) return *outcome;
       return store_.pool().transact([&](pqxx::work& tx) -> TurnOutcome {
-        if (auto outcome = impl_->process_new_message(tx, message, payload, delivery)) {
-          return *outcome;
-        }
         // A new contact, earlier pending rows to run first, or a duplicate: store the row
         // pending, then run the contact's rows up to it.
         int64_t contact_id =

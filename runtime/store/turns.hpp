@@ -29,9 +29,11 @@
 //     own and left to the workers. In the common case (a known contact, nothing pending, a new
 //     message) the transaction is three statements: lock the contact; read the contact, tenant,
 //     conversation and whether anything is pending or the message was seen; write the turn
-//     with the inbox row inserted already done. Should a copy of the message be stored
-//     concurrently, that insert finds it, the turn is rolled back and the message reported as
-//     a duplicate.
+//     with the inbox row inserted already done. They take two round trips through libpq's
+//     pipeline mode (runtime/store/pipeline.hpp): BEGIN, the lock and the read; then the write
+//     and COMMIT. Should a copy of the message be stored concurrently, the write stops at the
+//     inbox's unique key before COMMIT runs, the turn is rolled back and the message reported
+//     as a duplicate.
 //   * The write statement holds only the parts a turn needs (conversation insert or update,
 //     journal, outbox, timers to drop or arm, a changed contact, the inbox row): PostgreSQL
 //     sets up every part of a statement at each execution, and that set-up was the largest
@@ -96,6 +98,7 @@ struct TurnProcessorOptions {
   size_t flow_cache_entries = 4096;  // parsed flow versions kept in memory
   int max_inbox_attempts = 5;        // turns that threw before the row is set aside as failed
   // Test seam: called inside the turn's transaction, after the writes and before COMMIT.
+  // With it set, a pipelined turn sends COMMIT in a round trip of its own, after the call.
   std::function<void(int64_t inbox_id)> before_commit;
 };
 

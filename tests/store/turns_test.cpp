@@ -401,5 +401,60 @@ TEST_F(StoreTest, ADroppedConnectionIsReplacedAndTheTransactionRetried) {
   EXPECT_TRUE(store->ping());
 }
 
+// The fast path of accept_and_process opens its transaction block itself (BEGIN pipelined
+// with the turn's first statements). Every way out of it leaves the connection idle for the
+// next turn: stepping aside for a new contact or a duplicate, and a turn that throws between
+// its write and COMMIT, which must also leave nothing of itself behind.
+TEST_F(StoreTest, EveryWayOutOfAPipelinedTurnLeavesItsConnectionIdle) {
+  st::StoreOptions options;
+  options.database_url = database_url();
+  options.pool_size = 1;
+  st::Store one_connection(options);
+  bool failing = false;
+  st::TurnProcessorOptions turn_options;
+  turn_options.before_commit = [&](int64_t) {
+    if (failing) throw std::runtime_error("disk on fire");
+  };
+  st::TurnProcessor on_one(one_connection, *executor, turn_options);
+  auto idle = [&] {
+    auto lease = one_connection.pool().acquire();
+    return PQtransactionStatus(lease->handle()) == PQTRANS_IDLE;
+  };
+  World world = make_world(*store, kLoopFlow);
+  const std::string where = " WHERE tenant_id = '" + world.tenant + "'";
+
+  auto first = on_one.accept_and_process(message(world, "c", "one", "p1"), st::Delivery::outbox);
+  ASSERT_EQ(first.kind, Kind::processed) << first.error;  // a new contact: the slow path
+  EXPECT_TRUE(idle());
+  auto again = on_one.accept_and_process(message(world, "c", "one", "p1"), st::Delivery::outbox);
+  EXPECT_EQ(again.kind, Kind::duplicate);
+  EXPECT_TRUE(idle());
+
+  const int64_t events_before = scalar("SELECT count(*) FROM events" + where);
+  failing = true;
+  auto thrown = on_one.accept_and_process(message(world, "c", "two", "p2"), st::Delivery::outbox);
+  EXPECT_EQ(thrown.kind, Kind::pending);
+  EXPECT_NE(thrown.error.find("disk on fire"), std::string::npos) << thrown.error;
+  EXPECT_TRUE(idle());
+  EXPECT_EQ(scalar("SELECT count(*) FROM events" + where), events_before);
+  EXPECT_EQ(scalar("SELECT count(*) FROM inbox" + where +
+                   " AND provider_message_id = 'p2' AND state = 'pending' AND attempts = 1"),
+            1);
+
+  failing = false;
+  auto third = on_one.accept_and_process(message(world, "c", "three", "p3"), st::Delivery::outbox);
+  EXPECT_TRUE(idle());
+  EXPECT_EQ(scalar("SELECT count(*) FROM inbox" + where + " AND provider_message_id = 'p3'"), 1);
+  // The earlier message waits out its retry delay; the turns run in order once it is due.
+  EXPECT_EQ(third.kind, Kind::pending);
+  pqxx::connection connection(database_url());
+  pqxx::work tx(connection);
+  tx.exec("UPDATE inbox SET available_at = now()" + where);
+  tx.commit();
+  EXPECT_EQ(on_one.process_pending(10), 2);
+  EXPECT_EQ(texts_of(events(world.tenant, first.conversation_id), "message_in"),
+            (std::vector<std::string>{"one", "two", "three"}));
+}
+
 }  // namespace
 }  // namespace flowrt::store_tests
