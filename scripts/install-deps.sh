@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config ccache git
-  liblua5.4-dev libpistache-dev libpqxx-dev nlohmann-json3-dev
+  liblua5.4-dev libpistache-dev libpq-dev libpqxx-dev nlohmann-json3-dev
   libboost-dev libboost-filesystem-dev libcurl4-openssl-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   postgresql-15 postgresql-client-15 wrk
