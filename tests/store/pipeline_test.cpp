@@ -6,14 +6,18 @@
 namespace flowrt::store_tests {
 namespace {
 
+st::PoolOptions one_connection() {
+  st::PoolOptions options;
+  options.url = database_url();
+  options.size = 1;
+  return options;
+}
+
 // A statement that fails stops the round trip: it throws with its SQLSTATE and constraint,
 // the statements behind it do not run, a PREPARE that did not run is prepared again next
 // time, and the connection is out of pipeline mode and usable.
 TEST(Pipeline, AFailingStatementStopsTheRoundTripAndLeavesTheSessionUsable) {
-  st::PoolOptions options;
-  options.url = database_url();
-  options.size = 1;
-  st::ConnectionPool pool(options);
+  st::ConnectionPool pool(one_connection());
   auto lease = pool.acquire();
   {
     pqxx::nontransaction tx(*lease);
@@ -44,10 +48,7 @@ TEST(Pipeline, AFailingStatementStopsTheRoundTripAndLeavesTheSessionUsable) {
 // A transaction left without a commit is rolled back and its connection left idle; one
 // whose session is gone is discarded, and the pool opens a new one.
 TEST(Pipeline, ATransactionLeftWithoutCommitRollsBackOrDiscardsItsConnection) {
-  st::PoolOptions options;
-  options.url = database_url();
-  options.size = 1;
-  st::ConnectionPool pool(options);
+  st::ConnectionPool pool(one_connection());
   int backend;
   {
     auto lease = pool.acquire();
