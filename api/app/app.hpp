@@ -45,6 +45,11 @@ void register_routes(Router& router, AppContext& app);
 
 // Maps a StoreError to its problem (not_found 404, conflict 409, invalid 422).
 [[noreturn]] void rethrow_store_error(const store::StoreError& error);
+// The 404 for a `what` (flow, channel, ...) named `id` that does not exist: no flow "lead".
+inline ApiError no_such(const std::string& what, const std::string& id) {
+  return ApiError(problems::not_found("no " + what + " \"" + id + "\""));
+}
+
 // Runs `body`, turning StoreError into the matching ApiError.
 template <class F>
 auto with_store_errors(F&& body) -> decltype(body()) {

@@ -109,8 +109,7 @@ void register_channel_routes(Router& router, AppContext& app) {
       "GET", "/v1/channels/{id}",
       [&app](const Request& request) {
         auto channel = app.store.get_channel(request.tenant_id(), request.param("id"));
-        if (!channel)
-          throw ApiError(problems::not_found("no channel \"" + request.param("id") + "\""));
+        if (!channel) throw no_such("channel", request.param("id"));
         return Response::json(200, channel_json(app, request, *channel));
       },
       Access::tenant(Role::admin));
@@ -121,8 +120,7 @@ void register_channel_routes(Router& router, AppContext& app) {
       "PATCH", "/v1/channels/{id}",
       [&app](const Request& request) {
         auto before = app.store.get_channel(request.tenant_id(), request.param("id"));
-        if (!before)
-          throw ApiError(problems::not_found("no channel \"" + request.param("id") + "\""));
+        if (!before) throw no_such("channel", request.param("id"));
         Json patch = parse_json_body(request);
         if (!patch.is_object())
           throw ApiError(problems::validation({{"", "the body must be a JSON object"}}));
@@ -152,7 +150,7 @@ void register_channel_routes(Router& router, AppContext& app) {
       [&app](const Request& request) {
         auto before = app.store.get_channel(request.tenant_id(), request.param("id"));
         if (!before || !app.store.delete_channel(request.tenant_id(), before->id)) {
-          throw ApiError(problems::not_found("no channel \"" + request.param("id") + "\""));
+          throw no_such("channel", request.param("id"));
         }
         audit(app, request, "channel.delete", "channel", before->id, channel_audit(*before),
               std::nullopt);

@@ -32,7 +32,7 @@ Json event_json(const store::EventRecord& e) {
 store::ConversationRecord find(AppContext& app, const Request& request) {
   auto conversation = app.store.get_conversation(request.tenant_id(), request.param("id"));
   if (!conversation) {
-    throw ApiError(problems::not_found("no conversation \"" + request.param("id") + "\""));
+    throw no_such("conversation", request.param("id"));
   }
   return *conversation;
 }
@@ -76,8 +76,7 @@ void register_conversation_routes(Router& router, AppContext& app) {
           return app.store.list_events(request.tenant_id(), request.param("id"),
                                        store_page(request));
         });
-        if (!page)
-          throw ApiError(problems::not_found("no conversation \"" + request.param("id") + "\""));
+        if (!page) throw no_such("conversation", request.param("id"));
         return Response::json(200, page_json(*page, event_json));
       },
       Access::tenant(Role::agent));

@@ -117,8 +117,7 @@ void register_flow_routes(Router& router, AppContext& app) {
       "GET", "/v1/flows/{flow_id}",
       [&app](const Request& request) {
         auto flow = app.store.get_flow(request.tenant_id(), request.param("flow_id"));
-        if (!flow)
-          throw ApiError(problems::not_found("no flow \"" + request.param("flow_id") + "\""));
+        if (!flow) throw no_such("flow", request.param("flow_id"));
         return Response::json(200, flow_json(*flow));
       },
       Access::tenant(Role::viewer));
@@ -128,7 +127,7 @@ void register_flow_routes(Router& router, AppContext& app) {
       [&app](const Request& request) {
         std::string flow_id = request.param("flow_id");
         auto before = app.store.get_flow(request.tenant_id(), flow_id);
-        if (!before) throw ApiError(problems::not_found("no flow \"" + flow_id + "\""));
+        if (!before) throw no_such("flow", flow_id);
         Json document = parse_json_body(request);
         if (document.is_object() && document.contains("id") && document["id"] != flow_id) {
           throw ApiError(problems::validation(
@@ -152,7 +151,7 @@ void register_flow_routes(Router& router, AppContext& app) {
       [&app](const Request& request) {
         std::string flow_id = request.param("flow_id");
         auto before = app.store.get_flow(request.tenant_id(), flow_id);
-        if (!before) throw ApiError(problems::not_found("no flow \"" + flow_id + "\""));
+        if (!before) throw no_such("flow", flow_id);
         with_store_errors([&] { return app.store.delete_flow(request.tenant_id(), flow_id); });
         audit(app, request, "flow.delete", "flow", flow_id, before->draft, std::nullopt);
         return Response::no_content();
@@ -164,7 +163,7 @@ void register_flow_routes(Router& router, AppContext& app) {
       [&app](const Request& request) {
         std::string flow_id = request.param("flow_id");
         auto flow = app.store.get_flow(request.tenant_id(), flow_id);
-        if (!flow) throw ApiError(problems::not_found("no flow \"" + flow_id + "\""));
+        if (!flow) throw no_such("flow", flow_id);
         // Publishing an unchanged draft again is a no-op: the latest version is the answer.
         if (flow->latest_version > 0) {
           auto latest = app.store.get_version(request.tenant_id(), flow_id, flow->latest_version);
@@ -187,7 +186,7 @@ void register_flow_routes(Router& router, AppContext& app) {
       [&app](const Request& request) {
         std::string flow_id = request.param("flow_id");
         if (!app.store.get_flow(request.tenant_id(), flow_id)) {
-          throw ApiError(problems::not_found("no flow \"" + flow_id + "\""));
+          throw no_such("flow", flow_id);
         }
         auto page = with_store_errors([&] {  // a cursor that is not a version number: 400
           return app.store.list_versions(request.tenant_id(), flow_id, store_page(request));

@@ -19,6 +19,16 @@ Json key_json(const store::ApiKey& k) {
           {"created_at", iso_time(k.created_at_ms)}};
 }
 
+// A secret as the API shows it: its name, never its value.
+Json secret_json(const std::string& name) {
+  return {{"name", name}, {"set", true}};
+}
+
+// A secret as the audit log records it: that it changed, never its value.
+Json audited_secret(const std::string& name) {
+  return {{"name", name}, {"value", "[redacted]"}};
+}
+
 const std::regex& secret_name_pattern() {
   static const std::regex pattern("[A-Za-z0-9_]{1,64}");
   return pattern;
@@ -80,8 +90,7 @@ void register_tenant_routes(Router& router, AppContext& app) {
       "GET", "/v1/tenants/{id}",
       [&app](const Request& request) {
         auto tenant = app.store.get_tenant(request.param("id"));
-        if (!tenant)
-          throw ApiError(problems::not_found("no tenant \"" + request.param("id") + "\""));
+        if (!tenant) throw no_such("tenant", request.param("id"));
         return Response::json(200, tenant_json(*tenant));
       },
       Access::operator_only());
@@ -91,7 +100,7 @@ void register_tenant_routes(Router& router, AppContext& app) {
       [&app](const Request& request) {
         auto tenant = app.store.get_tenant(request.param("id"));
         if (!tenant || !app.store.delete_tenant(tenant->id)) {
-          throw ApiError(problems::not_found("no tenant \"" + request.param("id") + "\""));
+          throw no_such("tenant", request.param("id"));
         }
         audit(app, request, "tenant.delete", "tenant", tenant->id, tenant_json(*tenant),
               std::nullopt);
@@ -135,7 +144,7 @@ void register_key_routes(Router& router, AppContext& app) {
       [&app](const Request& request) {
         auto before = find_key(app, request.tenant_id(), request.param("id"));
         if (!before || !app.store.delete_key(request.tenant_id(), before->id)) {
-          throw ApiError(problems::not_found("no key \"" + request.param("id") + "\""));
+          throw no_such("key", request.param("id"));
         }
         audit(app, request, "key.delete", "key", before->id, key_json(*before), std::nullopt);
         return Response::no_content();
@@ -162,10 +171,9 @@ void register_secret_routes(Router& router, AppContext& app) {
         app.store.put_secret(request.tenant_id(), name, value->get<std::string>());
         // The audit log records that the secret changed, never its value.
         audit(app, request, existed ? "secret.update" : "secret.create", "secret", name,
-              existed ? std::optional<Json>(Json{{"name", name}, {"value", "[redacted]"}})
-                      : std::nullopt,
-              Json{{"name", name}, {"value", "[redacted]"}});
-        return Response::json(existed ? 200 : 201, Json{{"name", name}, {"set", true}});
+              existed ? std::optional<Json>(audited_secret(name)) : std::nullopt,
+              audited_secret(name));
+        return Response::json(existed ? 200 : 201, secret_json(name));
       },
       Access::tenant(Role::admin));
 
@@ -174,9 +182,9 @@ void register_secret_routes(Router& router, AppContext& app) {
       [&app](const Request& request) {
         std::string name = request.param("name");
         if (!app.store.secret_exists(request.tenant_id(), name)) {
-          throw ApiError(problems::not_found("no secret \"" + name + "\""));
+          throw no_such("secret", name);
         }
-        return Response::json(200, Json{{"name", name}, {"set", true}});
+        return Response::json(200, secret_json(name));
       },
       Access::tenant(Role::admin));
 
@@ -195,7 +203,7 @@ void register_secret_routes(Router& router, AppContext& app) {
             next_cursor = items.back()["name"];
             break;
           }
-          items.push_back(Json{{"name", name}, {"set", true}});
+          items.push_back(secret_json(name));
         }
         return Response::json(200, Json{{"items", items}, {"next_cursor", next_cursor}});
       },
@@ -206,10 +214,9 @@ void register_secret_routes(Router& router, AppContext& app) {
       [&app](const Request& request) {
         std::string name = request.param("name");
         if (!app.store.delete_secret(request.tenant_id(), name)) {
-          throw ApiError(problems::not_found("no secret \"" + name + "\""));
+          throw no_such("secret", name);
         }
-        audit(app, request, "secret.delete", "secret", name,
-              Json{{"name", name}, {"value", "[redacted]"}}, std::nullopt);
+        audit(app, request, "secret.delete", "secret", name, audited_secret(name), std::nullopt);
         return Response::no_content();
       },
       Access::tenant(Role::admin));

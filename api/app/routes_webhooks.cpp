@@ -18,8 +18,7 @@ struct ResolvedChannel {
 // Unknown channels and channels whose provider is not loaded look the same to the caller.
 ResolvedChannel resolve(AppContext& app, const Request& request) {
   auto channel = app.store.find_channel_for_webhook(request.param("channel_id"));
-  if (!channel)
-    throw ApiError(problems::not_found("no channel \"" + request.param("channel_id") + "\""));
+  if (!channel) throw no_such("channel", request.param("channel_id"));
   auto provider = app.plugins.find(channel->provider);
   if (!provider) {
     throw ApiError(problems::unavailable("the channel's provider \"" + channel->provider +
