@@ -104,13 +104,14 @@ class Statement {
   }
   void finish(const std::string& sql) { main_ = sql; }
   std::string text() const { return ctes_ + " " + main_; }
-  std::string name(const std::string& prefix) const {
-    return prefix + std::to_string(std::hash<std::string>()(text()));
+  // The name the statement `text` is prepared under: one per distinct text.
+  static std::string name(const std::string& prefix, const std::string& text) {
+    return prefix + std::to_string(std::hash<std::string>()(text));
   }
   const std::vector<std::string>& values() const { return values_; }
   pqxx::result run(pqxx::transaction_base& tx, const std::string& prefix) const {
-    const std::string name = this->name(prefix);
-    tx.conn().prepare(name, text());
+    const std::string text = this->text(), name = Statement::name(prefix, text);
+    tx.conn().prepare(name, text);
     return tx.exec_prepared(name, pqxx::prepare::make_dynamic_params(values_));
   }
 
@@ -276,16 +277,17 @@ class TurnProcessor::Impl {
                                       {message.tenant_id, message.channel_id, message.contact.id});
       // A statement of its own after the lock: in READ COMMITTED it reads what the
       // previous holder of the lock committed. No conversation row lock is needed, as
-      // process_one says.
-      transaction.pipeline().prepared(
-          "message_context",
+      // process_one says. Its text is the same for every turn, so it is built once.
+      static const std::string read =
           "SELECT EXISTS (SELECT 1 FROM inbox p WHERE p.tenant_id = $1 "
           "               AND p.contact_id = c.id AND p.state = 'pending'), "
           "       $4 <> '' AND EXISTS (SELECT 1 FROM inbox d WHERE d.tenant_id = $1 "
           "               AND d.channel_id = $2 AND d.provider_message_id = $4), " +
-              context_columns() + "FROM contacts c JOIN tenants t ON t.id = c.tenant_id " +
-              conversation_join("", "c.id") +
-              "WHERE c.tenant_id = $1 AND c.channel_id = $2 AND c.external_id = $3",
+          context_columns() + "FROM contacts c JOIN tenants t ON t.id = c.tenant_id " +
+          conversation_join("", "c.id") +
+          "WHERE c.tenant_id = $1 AND c.channel_id = $2 AND c.external_id = $3";
+      transaction.pipeline().prepared(
+          "message_context", read,
           {message.tenant_id, message.channel_id, message.contact.id, message.provider_message_id});
       auto opening = transaction.run();  // BEGIN, the lock, the read
       const auto &lock = opening[1], &context = opening[2];
@@ -302,7 +304,8 @@ class TurnProcessor::Impl {
       // inside the transaction block opened above.
       pqxx::nontransaction inside(*lease);
       auto write = [&](const Statement& statement) {
-        transaction.pipeline().prepared(statement.name("turn_write_"), statement.text(),
+        const std::string text = statement.text();
+        transaction.pipeline().prepared(Statement::name("turn_write_", text), text,
                                         statement.values());
         try {
           if (!options.before_commit) return transaction.commit()[0][0][0].as<int64_t>();
@@ -331,18 +334,17 @@ class TurnProcessor::Impl {
                                          int64_t contact_id, int64_t target, Delivery delivery) {
     // The conversation needs no row lock of its own: every writer of a conversation holds
     // its contact's lock, taken before this statement, so this read sees the latest state.
-    auto rows = prepared(
-        tx, "inbox_oldest",
+    static const std::string oldest =
         "SELECT i.id, i.kind, i.payload::text, COALESCE(i.conversation_id, ''), i.channel_id, "
         "       i.available_at <= clock_timestamp(), " +
-            context_columns() +
-            "FROM inbox i "
-            "JOIN contacts c ON c.tenant_id = i.tenant_id AND c.id = i.contact_id "
-            "JOIN tenants t ON t.id = i.tenant_id " +
-            conversation_join("i.conversation_id") +
-            "WHERE i.tenant_id = $1 AND i.contact_id = $2 AND i.state = 'pending' "
-            "ORDER BY i.id LIMIT 1",
-        tenant, contact_id);
+        context_columns() +
+        "FROM inbox i "
+        "JOIN contacts c ON c.tenant_id = i.tenant_id AND c.id = i.contact_id "
+        "JOIN tenants t ON t.id = i.tenant_id " +
+        conversation_join("i.conversation_id") +
+        "WHERE i.tenant_id = $1 AND i.contact_id = $2 AND i.state = 'pending' "
+        "ORDER BY i.id LIMIT 1";
+    auto rows = prepared(tx, "inbox_oldest", oldest, tenant, contact_id);
     if (rows.empty()) return std::nullopt;
     const auto& row = rows[0];
     TurnEvent event;
