@@ -1,7 +1,7 @@
 // Durable turns per second through the store, next to pgbench on the same cluster.
 //
-//   store_bench [--seconds S] [--clients 1,8,32] [--threads T] [--folder DIR]
-//               [--database-url URL] [--pgbench no]
+//   store_bench [--seconds S] [--clients 1,8,32] [--threads T] [--repeat N] [--folder DIR]
+//               [--database-url URL] [--pgbench no] [--own-sql yes]
 //
 // Without --database-url it starts a LocalPostgres (default, durable settings: fsync on,
 // synchronous commit) in a temporary folder. For each client count it runs that many
@@ -11,6 +11,10 @@
 // SELECT ... FOR UPDATE; UPDATE; INSERT; COMMIT) at the same client count on the same
 // database, and prints both rates and their ratio. With --own-sql yes it also has pgbench run
 // flowrt_turn.sql, the statements of the store's turn, to tell the SQL's cost from the client's.
+// --repeat N runs the store and pgbench N times each, alternately, and prints the median of
+// each rate and the lowest and highest ratio of a store run to the pgbench run after it: on a
+// small shared machine one run's rate moves by ±20 %, and alternating keeps a slow spell from
+// landing on one side only.
 #include <unistd.h>
 
 #include <algorithm>
@@ -37,8 +41,10 @@ const char* kFlow = R"({"format":"flowrt.flow/1","id":"loop","start":"ask","node
 // `clients` conversations, each sending its next message as soon as its last turn is done,
 // taken by `threads` threads (each owns every threads-th conversation and serves its own in
 // turn), as flowrt serve's HTTP threads take the requests of more conversations than threads.
+// `round` names the conversations, `run` keeps the message ids of a repeated round new.
 double store_rate(store::TurnProcessor& turns, const std::string& tenant,
-                  const std::string& channel, int clients, int threads, int seconds, int round) {
+                  const std::string& channel, int clients, int threads, int seconds, int round,
+                  int run) {
   std::atomic<bool> stop{false};
   std::atomic<long> done{0};
   std::atomic<long> failed{0};
@@ -56,7 +62,8 @@ double store_rate(store::TurnProcessor& turns, const std::string& tenant,
       for (long i = 0; !stop; ++i) {
         for (auto& m : conversations) {
           m.event.text = "message " + std::to_string(i);
-          m.provider_message_id = m.contact.id + "-" + std::to_string(i);
+          m.provider_message_id =
+              m.contact.id + "-" + std::to_string(run) + "-" + std::to_string(i);
           auto outcome = turns.accept_and_process(m, store::Delivery::outbox);
           if (outcome.kind == store::TurnOutcome::Kind::processed) {
             ++done;
@@ -74,6 +81,12 @@ double store_rate(store::TurnProcessor& turns, const std::string& tenant,
   double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (failed) std::cerr << failed << " turns did not process\n";
   return done / elapsed;
+}
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const auto n = values.size();
+  return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
 }
 
 double pgbench_rate(const store::LocalPostgres* server, const std::string& database_url,
@@ -108,6 +121,7 @@ double pgbench_rate(const store::LocalPostgres* server, const std::string& datab
 int main(int argc, char** argv) {
   int seconds = 5;
   int max_threads = 0;  // 0: a thread per conversation
+  int repeat = 1;
   std::vector<int> client_counts{1, 8, 32};
   std::string folder, url;
   bool with_pgbench = true;   // --pgbench no: only the store side, e.g. under a profiler
@@ -123,6 +137,8 @@ int main(int argc, char** argv) {
       url = value;
     } else if (flag == "--threads") {
       max_threads = std::stoi(value);
+    } else if (flag == "--repeat") {
+      repeat = std::max(1, std::stoi(value));
     } else if (flag == "--own-sql") {
       with_own_sql = value == "yes";
     } else if (flag == "--pgbench") {
@@ -187,23 +203,37 @@ int main(int argc, char** argv) {
 
   std::printf("%-8s %8s %14s %14s %8s", "clients", "threads", "store turns/s", "pgbench tps",
               "ratio");
+  if (repeat > 1) std::printf(" %12s", "ratio range");
   if (with_own_sql) std::printf(" %18s %8s", "pgbench flowrt SQL", "ratio");
   std::printf("\n");
   for (int round = 0; round < static_cast<int>(client_counts.size()); ++round) {
     int clients = client_counts[round];
     int threads = max_threads > 0 ? std::min(clients, max_threads) : clients;
-    double ours = store_rate(turns, tenant, channel_id, clients, threads, seconds, round);
-    double theirs = with_pgbench ? pgbench_rate(server.get(), url, script, clients, seconds) : 0;
-    std::printf("%-8d %8d %14.0f %14.0f %8.2f", clients, threads, ours, theirs,
-                theirs > 0 ? ours / theirs : 0.0);
+    std::vector<double> ours, theirs, same_sql, ratios;
+    for (int run = 0; run < repeat; ++run) {
+      ours.push_back(store_rate(turns, tenant, channel_id, clients, threads, seconds, round, run));
+      theirs.push_back(with_pgbench ? pgbench_rate(server.get(), url, script, clients, seconds)
+                                    : 0);
+      if (theirs.back() > 0) ratios.push_back(ours.back() / theirs.back());
+      if (with_own_sql) {
+        // The same statements on this round's conversations, sent by pgbench instead.
+        same_sql.push_back(
+            pgbench_rate(server.get(), url,
+                         std::string(FLOWRT_BENCH_STORE_DIR) + "/flowrt_turn.sql", clients, seconds,
+                         " -M prepared -D tenant=" + tenant + " -D channel=" + channel_id +
+                             " -D round=" + std::to_string(round)));
+      }
+    }
+    const double reference = median(theirs);
+    std::printf("%-8d %8d %14.0f %14.0f %8.2f", clients, threads, median(ours), reference,
+                reference > 0 ? median(ours) / reference : 0.0);
+    if (repeat > 1 && !ratios.empty()) {
+      std::printf("  %5.2f-%4.2f", *std::min_element(ratios.begin(), ratios.end()),
+                  *std::max_element(ratios.begin(), ratios.end()));
+    }
     if (with_own_sql) {
-      // The same statements on this round's conversations, sent by pgbench instead.
-      double same_sql =
-          pgbench_rate(server.get(), url, std::string(FLOWRT_BENCH_STORE_DIR) + "/flowrt_turn.sql",
-                       clients, seconds,
-                       " -M prepared -D tenant=" + tenant + " -D channel=" + channel_id +
-                           " -D round=" + std::to_string(round));
-      std::printf(" %18.0f %8.2f", same_sql, theirs > 0 ? same_sql / theirs : 0.0);
+      std::printf(" %18.0f %8.2f", median(same_sql),
+                  reference > 0 ? median(same_sql) / reference : 0.0);
     }
     std::printf("\n");
     std::fflush(stdout);
