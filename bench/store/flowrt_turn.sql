@@ -2,9 +2,10 @@
 -- sends for one message of the benchmark's loop flow (taken from the server log with
 -- log_statement = 'all'), with the turn's values fixed. store_bench runs it with
 -- `--own-sql yes` after each store round, on that round's conversations (-D tenant, channel,
--- round), to tell the cost of the SQL from the cost of the client. The store sends them in two
--- round trips (BEGIN, lock and read pipelined; then the write and COMMIT); pgbench sends them
--- one at a time. Keep it in step with runtime/store/turns.cpp.
+-- round), to tell the cost of the SQL from the cost of the client; then again without the
+-- journal and outbox lines marked below, the least a durable turn can write. The store sends
+-- the statements in two round trips (BEGIN, lock and read pipelined; then the write and
+-- COMMIT); pgbench sends them one at a time. Keep it in step with runtime/store/turns.cpp.
 \set message random(1, 9000000000000000000)
 BEGIN;
 SELECT id AS contact FROM contacts
@@ -34,20 +35,23 @@ WITH p0 AS (
     vars = '{"last": "message 1"}'::jsonb, attempts = 0, wait_seq = wait_seq + 1,
     handoff_queue = '', handoff_note = '', error = '', turns = turns + 1, updated_at = now(),
     ended_at = COALESCE(ended_at, CASE WHEN 'waiting' IN ('ended', 'failed') THEN now() END)
-  WHERE tenant_id = :tenant AND id = :conversation),
-p2 AS (
+  WHERE tenant_id = :tenant AND id = :conversation)
+-- journal and outbox: from here to the line that ends them, store_bench leaves these out
+-- for its least durable turn (--own-sql yes).
+, p2 AS (
   INSERT INTO events (tenant_id, conversation_id, type, data, at)
   SELECT :tenant, :conversation, e.value->>'type', e.value->'data',
     CASE WHEN (e.value->>'at')::bigint > 0
       THEN to_timestamp((e.value->>'at')::float8 / 1000.0) ELSE now() END
   FROM jsonb_array_elements('[{"at": 1795446034748, "data": {"text": "message 1"}, "type": "message_in"}, {"at": 1795446034748, "data": {"node": "ask", "type": "question"}, "type": "node"}, {"at": 1795446034748, "data": {"text": "Say"}, "type": "message_out"}]'::jsonb)
-    WITH ORDINALITY AS e(value, n) ORDER BY e.n),
-p3 AS (
+    WITH ORDINALITY AS e(value, n) ORDER BY e.n)
+, p3 AS (
   INSERT INTO outbox (tenant_id, conversation_id, channel_id, contact_id, payload, state, sent_at)
   SELECT :tenant, :conversation, :channel, :contact, m.value, 'pending',
     CASE WHEN 'pending' = 'sent' THEN now() END
   FROM jsonb_array_elements('[{"text": "Say"}]'::jsonb) WITH ORDINALITY AS m(value, n)
   ORDER BY m.n)
+-- end of journal and outbox
 INSERT INTO inbox (tenant_id, channel_id, provider_message_id, contact_id, kind, payload, state,
   attempts, result_conversation, processed_at)
 VALUES (:tenant, :channel, 'pgbench-' || :message, :contact, 'message',

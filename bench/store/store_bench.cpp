@@ -11,8 +11,8 @@
 // SELECT ... FOR UPDATE; UPDATE; INSERT; COMMIT) at the same client count on the same
 // database, and prints both rates and their ratio. With --own-sql yes it also has pgbench run
 // flowrt_turn.sql, the statements of the store's turn, to tell the SQL's cost from the client's,
-// and least_turn.sql, the same without the journal events and the outbox row: about the most
-// a turn that keeps its message and state durably can do on this machine.
+// and the same without its journal events and outbox row: about the most a turn that keeps
+// its message and state durably can do on this machine.
 // --repeat N runs the store and pgbench N times each, alternately, and prints the median of
 // each rate and the lowest and highest ratio of a store run to the pgbench run after it: on a
 // small shared machine one run's rate moves by ±20 %, and alternating keeps a slow spell from
@@ -85,6 +85,22 @@ double store_rate(store::TurnProcessor& turns, const std::string& tenant,
   return done / elapsed;
 }
 
+// flowrt_turn.sql without the lines between its "-- journal and outbox: from here" and "-- end
+// of journal and outbox" markers, written to a file pgbench (run as the cluster's user) can
+// read.
+std::string least_turn_script(const std::string& own_sql) {
+  std::ifstream in(own_sql);
+  std::string path = "/tmp/flowrt-least-turn-" + std::to_string(getpid()) + ".sql";
+  std::ofstream out(path);
+  bool skipping = false;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("-- journal and outbox: from here", 0) == 0) skipping = true;
+    if (!skipping) out << line << "\n";
+    if (line.rfind("-- end of journal and outbox", 0) == 0) skipping = false;
+  }
+  return path;
+}
+
 double median(std::vector<double> values) {
   std::sort(values.begin(), values.end());
   const auto n = values.size();
@@ -129,6 +145,7 @@ int main(int argc, char** argv) {
   bool with_pgbench = true;   // --pgbench no: only the store side, e.g. under a profiler
   bool with_own_sql = false;  // --own-sql yes: also pgbench running flowrt_turn.sql
   std::string script = std::string(FLOWRT_BENCH_STORE_DIR) + "/turn.sql";
+  const std::string own_sql = std::string(FLOWRT_BENCH_STORE_DIR) + "/flowrt_turn.sql";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i], value = argv[i + 1];
     if (flag == "--seconds") {
@@ -203,6 +220,7 @@ int main(int argc, char** argv) {
   Executor executor(ExecutorServices{&clock, nullptr, nullptr});
   store::TurnProcessor turns(db, executor);
 
+  const std::string least_sql = with_own_sql ? least_turn_script(own_sql) : "";
   std::printf("%-8s %8s %14s %14s %8s", "clients", "threads", "store turns/s", "pgbench tps",
               "ratio");
   if (repeat > 1) std::printf(" %12s", "ratio range");
@@ -225,11 +243,8 @@ int main(int argc, char** argv) {
         const std::string values = " -M prepared -D tenant=" + tenant +
                                    " -D channel=" + channel_id +
                                    " -D round=" + std::to_string(round);
-        const std::string folder = FLOWRT_BENCH_STORE_DIR;
-        same_sql.push_back(
-            pgbench_rate(server.get(), url, folder + "/flowrt_turn.sql", clients, seconds, values));
-        least.push_back(
-            pgbench_rate(server.get(), url, folder + "/least_turn.sql", clients, seconds, values));
+        same_sql.push_back(pgbench_rate(server.get(), url, own_sql, clients, seconds, values));
+        least.push_back(pgbench_rate(server.get(), url, least_sql, clients, seconds, values));
       }
     }
     const double reference = median(theirs);
@@ -248,6 +263,7 @@ int main(int argc, char** argv) {
     std::printf("\n");
     std::fflush(stdout);
   }
+  if (!least_sql.empty()) std::remove(least_sql.c_str());
   if (server) server->stop();
   if (remove_folder) std::filesystem::remove_all(folder);
   return 0;
