@@ -17,6 +17,18 @@ namespace store = runtime::store;
 using Json = nlohmann::json;
 
 std::optional<Problem> database_unavailable(const std::exception& error) {
+  auto retry_shortly = [](const std::string& detail) {
+    Problem problem = problems::unavailable(detail);
+    problem.headers.set("Retry-After", "2");
+    return problem;
+  };
+  if (dynamic_cast<const pqxx::in_doubt_error*>(&error)) {
+    // The store never retries these itself; a webhook's redelivery is safe (a stored message
+    // is recognised), other requests are the caller's to check.
+    return retry_shortly(
+        "The connection to the database was lost while committing: the request may or may "
+        "not have taken effect.");
+  }
   bool unavailable = dynamic_cast<const pqxx::broken_connection*>(&error) != nullptr;
   if (const auto* sql = dynamic_cast<const pqxx::sql_error*>(&error)) {
     // SQLSTATE classes 08 (connection), 53 (insufficient resources), 57P (shutting down).
@@ -24,10 +36,7 @@ std::optional<Problem> database_unavailable(const std::exception& error) {
     unavailable = state.starts_with("08") || state.starts_with("53") || state.starts_with("57P");
   }
   if (!unavailable) return std::nullopt;
-  Problem problem =
-      problems::unavailable("The database is not reachable right now; retry shortly.");
-  problem.headers.set("Retry-After", "2");
-  return problem;
+  return retry_shortly("The database is not reachable right now; retry shortly.");
 }
 
 std::optional<Principal> StoreKeyAuthenticator::authenticate(std::string_view token) {

@@ -26,8 +26,9 @@ class StoreKeyAuthenticator : public Authenticator {
 };
 
 // 503 for exceptions that mean "the database cannot answer now" (a dropped or refused
-// connection, a server shutting down or out of resources): the client may retry. nullopt
-// for anything else (a 500).
+// connection, a server shutting down or out of resources): the client may retry. Also 503,
+// saying so, for a connection lost while COMMIT was in flight (pqxx::in_doubt_error): the
+// outcome is unknown. nullopt for anything else (a 500).
 std::optional<Problem> database_unavailable(const std::exception& error);
 
 // Counts every turn for /metrics: flowrt_turns_total{status}, flowrt_node_executions_total

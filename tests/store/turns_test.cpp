@@ -456,5 +456,50 @@ TEST_F(StoreTest, EveryWayOutOfAPipelinedTurnLeavesItsConnectionIdle) {
             (std::vector<std::string>{"one", "two", "three"}));
 }
 
+// The connection is lost while the round trip with COMMIT is out (here: its server process
+// is terminated just before COMMIT is sent). Whether the turn committed is unknown to the
+// store, so it is reported in doubt, never retried on its own, and the connection replaced.
+// Here it did not commit: nothing of it is stored, and the provider's redelivery of the same
+// message runs it, once.
+TEST_F(StoreTest, ACommitLostInFlightIsReportedInDoubtAndTheRedeliveryRunsOnce) {
+  st::StoreOptions options;
+  options.database_url = database_url();
+  options.pool_size = 1;
+  st::Store one_connection(options);
+  int backend = 0;
+  bool lose_commit = false;
+  st::TurnProcessorOptions turn_options;
+  turn_options.before_commit = [&](int64_t) {
+    if (!lose_commit) return;
+    pqxx::connection admin(database_url());
+    pqxx::nontransaction tx(admin);
+    tx.exec_params("SELECT pg_terminate_backend($1, 5000)", backend);
+  };
+  st::TurnProcessor on_one(one_connection, *executor, turn_options);
+  World world = make_world(*store, kLoopFlow);
+  const std::string where = " WHERE tenant_id = '" + world.tenant + "'";
+
+  auto first = on_one.accept_and_process(message(world, "c", "one", "p1"), st::Delivery::outbox);
+  ASSERT_EQ(first.kind, Kind::processed) << first.error;
+  backend = PQbackendPID(one_connection.pool().acquire()->handle());
+  const int64_t events_before = scalar("SELECT count(*) FROM events" + where);
+
+  lose_commit = true;
+  EXPECT_THROW(on_one.accept_and_process(message(world, "c", "two", "p2"), st::Delivery::outbox),
+               pqxx::in_doubt_error);
+  EXPECT_EQ(scalar("SELECT count(*) FROM inbox" + where + " AND provider_message_id = 'p2'"), 0);
+  EXPECT_EQ(scalar("SELECT count(*) FROM events" + where), events_before);
+
+  lose_commit = false;
+  auto redelivered =
+      on_one.accept_and_process(message(world, "c", "two", "p2"), st::Delivery::outbox);
+  EXPECT_EQ(redelivered.kind, Kind::processed) << redelivered.error;
+  EXPECT_NE(PQbackendPID(one_connection.pool().acquire()->handle()), backend);
+  auto again = on_one.accept_and_process(message(world, "c", "two", "p2"), st::Delivery::outbox);
+  EXPECT_EQ(again.kind, Kind::duplicate);
+  EXPECT_EQ(texts_of(events(world.tenant, first.conversation_id), "message_in"),
+            (std::vector<std::string>{"one", "two"}));
+}
+
 }  // namespace
 }  // namespace flowrt::store_tests
