@@ -110,14 +110,28 @@ bool a_transaction_waits_for_another() {
   return false;
 }
 
-// Stores a message of `contact` in `tx`, which the caller leaves open for a while.
-void insert_uncommitted(pqxx::work& tx, const World& world, const std::string& contact,
-                        const std::string& message_id, const std::string& text) {
-  tx.exec_params(
+// Runs accept_and_process on a message while another transaction stores a copy of it, which
+// commits only once the turn waits for it: a redelivery racing the first delivery's turn.
+st::TurnOutcome accept_while_a_copy_is_stored(st::TurnProcessor& turns, const World& world,
+                                              const std::string& contact,
+                                              const std::string& message_id,
+                                              const std::string& text) {
+  pqxx::connection other(database_url());
+  pqxx::work racing(other);
+  racing.exec_params(
       "INSERT INTO inbox (tenant_id, channel_id, provider_message_id, contact_id, kind, payload) "
       "SELECT tenant_id, channel_id, $3, id, 'message', jsonb_build_object('text', $4::text) "
       "FROM contacts WHERE tenant_id = $1 AND external_id = $2",
       world.tenant, contact, message_id, text);
+  st::TurnOutcome outcome;
+  std::thread turn([&] {
+    outcome =
+        turns.accept_and_process(message(world, contact, text, message_id), st::Delivery::inline_);
+  });
+  EXPECT_TRUE(a_transaction_waits_for_another()) << "the turn never waited for the insert";
+  racing.commit();
+  turn.join();
+  return outcome;
 }
 
 TEST_F(StoreTest, UnpublishedFlowSetsTheMessageAsideWithAReason) {
@@ -146,16 +160,7 @@ TEST_F(StoreTest, UnpublishedFlowSetsTheMessageAsideWithAReason) {
             1);
   // A copy stored concurrently: the turn finds it when it stores its failed row, and reports
   // the message as the duplicate it is.
-  pqxx::connection other(database_url());
-  pqxx::work racing(other);
-  insert_uncommitted(racing, world, "x", "m3", "hey");
-  st::TurnOutcome raced;
-  std::thread turn([&] {
-    raced = turns->accept_and_process(message(world, "x", "hey", "m3"), st::Delivery::inline_);
-  });
-  EXPECT_TRUE(a_transaction_waits_for_another()) << "the turn never waited for the insert";
-  racing.commit();
-  turn.join();
+  auto raced = accept_while_a_copy_is_stored(*turns, world, "x", "m3", "hey");
   EXPECT_EQ(raced.kind, Kind::duplicate);
   // The stored copy is set aside in turn when a worker gets to it.
   auto worked = turns->process_contact(world.tenant,
@@ -180,18 +185,8 @@ TEST_F(StoreTest, AMessageStoredConcurrentlyWithItsTurnRollsTheTurnBack) {
   const int64_t events_before = scalar("SELECT count(*) FROM events" + where);
   const int64_t outbox_before = scalar("SELECT count(*) FROM outbox" + where);
 
-  pqxx::connection other(database_url());
-  pqxx::work racing(other);
-  insert_uncommitted(racing, world, "ra", "r2", "two");
-  st::TurnOutcome outcome;
-  std::thread turn([&] {
-    outcome = turns->accept_and_process(message(world, "ra", "two", "r2"), st::Delivery::inline_);
-  });
   // The turn waits on the uncommitted row once it inserts its own.
-  EXPECT_TRUE(a_transaction_waits_for_another()) << "the turn never waited for the insert";
-  racing.commit();
-  turn.join();
-
+  auto outcome = accept_while_a_copy_is_stored(*turns, world, "ra", "r2", "two");
   EXPECT_EQ(outcome.kind, Kind::duplicate);
   EXPECT_EQ(scalar("SELECT count(*) FROM events" + where), events_before);
   EXPECT_EQ(scalar("SELECT count(*) FROM outbox" + where), outbox_before);
