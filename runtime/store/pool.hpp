@@ -163,19 +163,10 @@ auto ConnectionPool::transact(F&& fn) -> decltype(fn(std::declval<pqxx::work&>()
 
 template <class F>
 auto ConnectionPool::autocommit(F&& fn) -> decltype(fn(std::declval<pqxx::nontransaction&>())) {
-  for (int attempt = 1;; ++attempt) {
-    std::optional<Lease> lease;
-    try {
-      lease.emplace(acquire());
-      pqxx::nontransaction work(**lease);
-      return fn(work);
-    } catch (const std::exception& error) {
-      if (lease && dynamic_cast<const pqxx::broken_connection*>(&error)) lease->discard();
-      if (!retryable(error) || attempt >= options_.max_attempts) throw;
-    }
-    lease.reset();
-    backoff(attempt);
-  }
+  return with_connection([&](Lease& lease) {
+    pqxx::nontransaction work(*lease);
+    return fn(work);
+  });
 }
 
 }  // namespace flowrt::runtime::store
