@@ -1,6 +1,7 @@
 #include "runtime/store/pool.hpp"
 
 #include <random>
+#include <string_view>
 
 namespace flowrt::runtime::store {
 
@@ -96,9 +97,21 @@ bool ConnectionPool::retryable(const std::exception& error) {
   if (auto* sql = dynamic_cast<const pqxx::sql_error*>(&error)) {
     const std::string& state = sql->sqlstate();
     // 40001 serialization_failure, 40P01 deadlock, 57P01 admin_shutdown, 08xxx connection.
-    return state == "40001" || state == "40P01" || state == "57P01" || state.rfind("08", 0) == 0;
+    return state == "40001" || state == "40P01" || state == "57P01" || state.rfind("08", 0) == 0 ||
+           spoils_session(error);
   }
   return false;
+}
+
+bool ConnectionPool::spoils_session(const std::exception& error) {
+  if (dynamic_cast<const pqxx::broken_connection*>(&error)) return true;
+  // A statement prepared before a migration changed the type of a column it returns: the
+  // server refuses to run it (0A000) before it does anything, and goes on refusing for as
+  // long as the session keeps it.
+  auto* sql = dynamic_cast<const pqxx::sql_error*>(&error);
+  return sql && sql->sqlstate() == "0A000" &&
+         std::string_view(sql->what()).find("cached plan must not change result type") !=
+             std::string_view::npos;
 }
 
 void ConnectionPool::backoff(int attempt) {

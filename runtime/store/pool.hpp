@@ -6,7 +6,9 @@
 //
 // transact() runs a function inside one READ COMMITTED transaction and commits it. It
 // retries the whole function when retrying is safe: serialization failures, deadlocks, and
-// a connection lost before COMMIT was sent (the server rolled the transaction back). A
+// a connection lost before COMMIT was sent (the server rolled the transaction back), and a
+// prepared statement whose result columns changed type under it (another process applied a
+// migration; the session is dropped, and its statements prepared again on a new one). A
 // connection lost during COMMIT (pqxx::in_doubt_error) is never retried: the outcome is
 // unknown, and the error reaches the caller. The function may therefore run more than once
 // and must not keep effects outside the transaction from an attempt that failed.
@@ -115,6 +117,8 @@ class ConnectionPool {
 
   // True for errors after which the same transaction may simply be run again.
   static bool retryable(const std::exception& error);
+  // True for errors after which the session must not be used again.
+  static bool spoils_session(const std::exception& error);
 
  private:
   void release(std::unique_ptr<PooledConnection> connection, bool discard);
@@ -138,7 +142,7 @@ auto ConnectionPool::with_connection(F&& fn) -> decltype(fn(std::declval<Lease&>
       if (lease) lease->discard();
       throw;
     } catch (const std::exception& error) {
-      if (lease && dynamic_cast<const pqxx::broken_connection*>(&error)) lease->discard();
+      if (lease && spoils_session(error)) lease->discard();
       if (!retryable(error) || attempt >= options_.max_attempts) throw;
     }
     lease.reset();

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <fstream>
 #include <thread>
 
@@ -119,6 +120,63 @@ TEST_F(MigrationsTest, ProjectMigrationsApplyToAnEmptyDatabase) {
   st::Migrator migrator(*p, FLOWRT_SOURCE_MIGRATIONS_DIR);
   EXPECT_FALSE(migrator.migrate().empty());
   EXPECT_TRUE(migrator.status().current());
+}
+
+// 0006 changes the type of columns that already hold rows. A database at 0005 with a turn's
+// conversation, inbox and outbox rows keeps them through it; the store that ran the turn goes
+// on, though the statements its sessions prepared now return other types (as a process
+// running while another one migrates); and the new types refuse values outside their sets as
+// the CHECK constraints did.
+TEST_F(MigrationsTest, StateDomainsKeepExistingRowsAndRefuseUnknownValues) {
+  namespace fs = std::filesystem;
+  std::vector<fs::path> project;
+  for (const auto& entry : fs::directory_iterator(FLOWRT_SOURCE_MIGRATIONS_DIR)) {
+    project.push_back(entry.path());
+  }
+  std::sort(project.begin(), project.end());
+  auto domains = std::find_if(project.begin(), project.end(), [](const fs::path& file) {
+    return file.filename() == "0006_state_domains.sql";
+  });
+  ASSERT_NE(domains, project.end());
+  auto apply = [&](auto from, auto to) {
+    for (auto file = from; file != to; ++file) fs::copy_file(*file, folder / file->filename());
+    auto p = pool();
+    st::Migrator(*p, folder).migrate();
+  };
+  apply(project.begin(), domains);
+
+  st::StoreOptions options;
+  options.database_url = url;
+  options.pool_size = 2;
+  st::Store store(options);
+  runtime::SystemClock clock;
+  runtime::Executor executor(runtime::ExecutorServices{&clock, nullptr, nullptr});
+  st::TurnProcessor turns(store, executor);
+  World world = make_world(store, kAskFlow);
+  auto first = turns.accept_and_process(message(world, "ana", "hi", "m1"), st::Delivery::outbox);
+  ASSERT_EQ(first.kind, st::TurnOutcome::Kind::processed) << first.error;
+
+  apply(domains, project.end());
+  pqxx::connection connection(url);
+  auto value = [&](const std::string& sql) {
+    pqxx::nontransaction tx(connection);
+    return tx.exec(sql)[0][0].as<std::string>();
+  };
+  EXPECT_EQ(value("SELECT status FROM conversations"), "waiting");
+  EXPECT_EQ(value("SELECT kind || ' ' || state FROM inbox"), "message done");
+  EXPECT_EQ(value("SELECT state FROM outbox"), "pending");
+  EXPECT_EQ(value("SELECT pg_typeof(status)::text FROM conversations"), "conversation_status");
+
+  auto second = turns.accept_and_process(message(world, "ana", "Ana", "m2"), st::Delivery::outbox);
+  ASSERT_EQ(second.kind, st::TurnOutcome::Kind::processed) << second.error;
+  EXPECT_EQ(value("SELECT status FROM conversations"), "ended");
+
+  for (const char* refused :
+       {"UPDATE conversations SET status = 'paused'", "UPDATE inbox SET kind = 'poke'",
+        "UPDATE inbox SET state = 'lost'", "UPDATE outbox SET state = 'queued'"}) {
+    pqxx::work tx(connection);
+    EXPECT_THROW(tx.exec(refused), pqxx::check_violation) << refused;
+  }
 }
 
 }  // namespace
