@@ -89,6 +89,15 @@ void ConnectionPool::release(std::unique_ptr<PooledConnection> connection, bool 
   available_.notify_one();
 }
 
+void ConnectionPool::drop_idle() {
+  // Declared before the lock, so that the connections close after it is released.
+  std::vector<std::unique_ptr<PooledConnection>> dropped;
+  std::lock_guard lock(mutex_);
+  dropped.swap(idle_);
+  open_ -= static_cast<int>(dropped.size());
+  available_.notify_all();
+}
+
 bool ConnectionPool::retryable(const std::exception& error) {
   if (dynamic_cast<const pqxx::in_doubt_error*>(&error)) return false;
   if (dynamic_cast<const pqxx::serialization_failure*>(&error)) return true;

@@ -8,7 +8,9 @@
 // retries the whole function when retrying is safe: serialization failures, deadlocks, and
 // a connection lost before COMMIT was sent (the server rolled the transaction back), and a
 // prepared statement whose result columns changed type under it (another process applied a
-// migration; the session is dropped, and its statements prepared again on a new one). A
+// migration; the session is dropped, and its statements prepared again on a new one). When a
+// session is dropped for either reason, the idle ones go too: they were opened no later and
+// share its fate (a restarted server, a migration), and each would cost a retry of its own. A
 // connection lost during COMMIT (pqxx::in_doubt_error) is never retried: the outcome is
 // unknown, and the error reaches the caller. The function may therefore run more than once
 // and must not keep effects outside the transaction from an attempt that failed.
@@ -122,6 +124,8 @@ class ConnectionPool {
 
  private:
   void release(std::unique_ptr<PooledConnection> connection, bool discard);
+  // Closes every idle connection; those in use are kept.
+  void drop_idle();
   void backoff(int attempt);
 
   PoolOptions options_;
@@ -142,7 +146,10 @@ auto ConnectionPool::with_connection(F&& fn) -> decltype(fn(std::declval<Lease&>
       if (lease) lease->discard();
       throw;
     } catch (const std::exception& error) {
-      if (lease && spoils_session(error)) lease->discard();
+      if (lease && spoils_session(error)) {
+        lease->discard();
+        drop_idle();
+      }
       if (!retryable(error) || attempt >= options_.max_attempts) throw;
     }
     lease.reset();

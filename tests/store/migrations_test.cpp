@@ -1,5 +1,7 @@
 #include <algorithm>
+#include <atomic>
 #include <fstream>
+#include <latch>
 #include <thread>
 
 #include "runtime/store/migrator.hpp"
@@ -124,9 +126,9 @@ TEST_F(MigrationsTest, ProjectMigrationsApplyToAnEmptyDatabase) {
 
 // 0006 changes the type of columns that already hold rows. A database at 0005 with a turn's
 // conversation, inbox and outbox rows keeps them through it; the store that ran the turn goes
-// on, though the statements its sessions prepared now return other types (as a process
-// running while another one migrates); and the new types refuse values outside their sets as
-// the CHECK constraints did.
+// on, though the statements every session of its pool prepared now return other types (as a
+// process running while another one migrates); and the new types refuse values outside their
+// sets as the CHECK constraints did.
 TEST_F(MigrationsTest, StateDomainsKeepExistingRowsAndRefuseUnknownValues) {
   namespace fs = std::filesystem;
   std::vector<fs::path> project;
@@ -145,16 +147,45 @@ TEST_F(MigrationsTest, StateDomainsKeepExistingRowsAndRefuseUnknownValues) {
   };
   apply(project.begin(), domains);
 
+  // Three sessions, and two attempts per transaction: a turn after the migration fails
+  // unless the first session found stale takes the other idle ones with it.
   st::StoreOptions options;
   options.database_url = url;
-  options.pool_size = 2;
+  options.pool_size = 3;
+  options.max_attempts = 2;
   st::Store store(options);
   runtime::SystemClock clock;
   runtime::Executor executor(runtime::ExecutorServices{&clock, nullptr, nullptr});
-  st::TurnProcessor turns(store, executor);
+  std::atomic<bool> hold{false};
+  std::latch all_in_turns(3);
+  st::TurnProcessorOptions turn_options;
+  turn_options.before_commit = [&](int64_t) {
+    if (hold) all_in_turns.arrive_and_wait();
+  };
+  st::TurnProcessor turns(store, executor, turn_options);
   World world = make_world(store, kAskFlow);
-  auto first = turns.accept_and_process(message(world, "ana", "hi", "m1"), st::Delivery::outbox);
-  ASSERT_EQ(first.kind, st::TurnOutcome::Kind::processed) << first.error;
+  const std::vector<std::string> contacts{"ana", "bia", "caio"};
+  for (const auto& contact : contacts) {
+    auto first = turns.accept_and_process(message(world, contact, "hi", contact + "-1"),
+                                          st::Delivery::outbox);
+    ASSERT_EQ(first.kind, st::TurnOutcome::Kind::processed) << first.error;
+  }
+  // Three turns at once, each on its own session, so that every session of the pool has
+  // prepared the turn's statements.
+  hold = true;
+  std::vector<st::TurnOutcome> answers(contacts.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < contacts.size(); ++i) {
+    threads.emplace_back([&, i] {
+      answers[i] = turns.accept_and_process(message(world, contacts[i], "Ana", contacts[i] + "-2"),
+                                            st::Delivery::outbox);
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  hold = false;
+  for (const auto& answer : answers) {
+    ASSERT_EQ(answer.kind, st::TurnOutcome::Kind::processed) << answer.error;
+  }
 
   apply(domains, project.end());
   pqxx::connection connection(url);
@@ -162,14 +193,16 @@ TEST_F(MigrationsTest, StateDomainsKeepExistingRowsAndRefuseUnknownValues) {
     pqxx::nontransaction tx(connection);
     return tx.exec(sql)[0][0].as<std::string>();
   };
-  EXPECT_EQ(value("SELECT status FROM conversations"), "waiting");
-  EXPECT_EQ(value("SELECT kind || ' ' || state FROM inbox"), "message done");
-  EXPECT_EQ(value("SELECT state FROM outbox"), "pending");
-  EXPECT_EQ(value("SELECT pg_typeof(status)::text FROM conversations"), "conversation_status");
+  EXPECT_EQ(value("SELECT string_agg(status, ' ') FROM conversations"), "ended ended ended");
+  EXPECT_EQ(value("SELECT count(*) FROM inbox WHERE kind = 'message' AND state = 'done'"), "6");
+  EXPECT_EQ(value("SELECT count(*) FROM outbox WHERE state = 'pending'"), "6");
+  EXPECT_EQ(value("SELECT pg_typeof(status)::text FROM conversations LIMIT 1"),
+            "conversation_status");
 
-  auto second = turns.accept_and_process(message(world, "ana", "Ana", "m2"), st::Delivery::outbox);
-  ASSERT_EQ(second.kind, st::TurnOutcome::Kind::processed) << second.error;
-  EXPECT_EQ(value("SELECT status FROM conversations"), "ended");
+  auto after =
+      turns.accept_and_process(message(world, "ana", "again", "ana-3"), st::Delivery::outbox);
+  ASSERT_EQ(after.kind, st::TurnOutcome::Kind::processed) << after.error;
+  EXPECT_EQ(value("SELECT count(*) FROM conversations WHERE status = 'waiting'"), "1");
 
   for (const char* refused :
        {"UPDATE conversations SET status = 'paused'", "UPDATE inbox SET kind = 'poke'",
