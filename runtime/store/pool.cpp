@@ -102,12 +102,11 @@ bool ConnectionPool::retryable(const std::exception& error) {
   if (dynamic_cast<const pqxx::in_doubt_error*>(&error)) return false;
   if (dynamic_cast<const pqxx::serialization_failure*>(&error)) return true;
   if (dynamic_cast<const pqxx::deadlock_detected*>(&error)) return true;
-  if (dynamic_cast<const pqxx::broken_connection*>(&error)) return true;
+  if (spoils_session(error)) return true;  // a new session runs it afresh
   if (auto* sql = dynamic_cast<const pqxx::sql_error*>(&error)) {
     const std::string& state = sql->sqlstate();
     // 40001 serialization_failure, 40P01 deadlock, 57P01 admin_shutdown, 08xxx connection.
-    return state == "40001" || state == "40P01" || state == "57P01" || state.rfind("08", 0) == 0 ||
-           spoils_session(error);
+    return state == "40001" || state == "40P01" || state == "57P01" || state.rfind("08", 0) == 0;
   }
   return false;
 }
