@@ -39,12 +39,8 @@ WITH p0 AS (
 -- journal and outbox: from here to the line that ends them, store_bench leaves these out
 -- for its least durable turn (--own-sql yes).
 , p2 AS (
-  INSERT INTO events (tenant_id, conversation_id, type, data, at)
-  SELECT :tenant, :conversation, e.value->>'type', e.value->'data',
-    CASE WHEN (e.value->>'at')::bigint > 0
-      THEN to_timestamp((e.value->>'at')::float8 / 1000.0) ELSE now() END
-  FROM jsonb_array_elements('[{"at": 1795446034748, "data": {"text": "message 1"}, "type": "message_in"}, {"at": 1795446034748, "data": {"node": "ask", "type": "question"}, "type": "node"}, {"at": 1795446034748, "data": {"text": "Say"}, "type": "message_out"}]'::jsonb)
-    WITH ORDINALITY AS e(value, n) ORDER BY e.n)
+  INSERT INTO events (tenant_id, conversation_id, entries)
+  VALUES (:tenant, :conversation, '[{"at": 1795446034748, "data": {"text": "message 1"}, "type": "message_in"}, {"at": 1795446034748, "data": {"node": "ask", "type": "question"}, "type": "node"}, {"at": 1795446034748, "data": {"text": "Say"}, "type": "message_out"}]'::jsonb))
 , p3 AS (
   INSERT INTO outbox (tenant_id, conversation_id, channel_id, contact_id, payload, state, sent_at)
   SELECT :tenant, :conversation, :channel, :contact, m.value, 'pending',

@@ -614,11 +614,17 @@ std::optional<Page<EventRecord>> Store::list_events(const std::string& tenant_id
                                  tenant_id, conversation_id);
     if (exists.empty()) return std::nullopt;
     std::vector<EventRecord> items;
-    for (const auto& row : tx.exec_params(
-             "SELECT id, conversation_id, type, data::text, " MS(
-                 "at") " FROM events WHERE tenant_id = $1 AND conversation_id = $2 AND id > $3 "
-                       "ORDER BY tenant_id, conversation_id, id LIMIT $4",
-             tenant_id, conversation_id, after, limit + 1)) {
+    // A row holds up to kEventsPerRow events, numbered from its id on: rows that far before
+    // the cursor may still hold events after it.
+    constexpr const char* kEventsAfter =
+        "SELECT e.id + x.n - 1, e.conversation_id, x.value->>'type', (x.value->'data')::text, "
+        "  COALESCE((x.value->>'at')::bigint, " MS("e.at") ") "
+        "FROM events e, jsonb_array_elements(e.entries) WITH ORDINALITY AS x(value, n) "
+        "WHERE e.tenant_id = $1 AND e.conversation_id = $2 "
+        "  AND e.id > $3::bigint - $5::integer AND e.id + x.n - 1 > $3::bigint "
+        "ORDER BY e.id, x.n LIMIT $4";
+    for (const auto& row : tx.exec_params(kEventsAfter, tenant_id, conversation_id, after,
+                                          limit + 1, kEventsPerRow)) {
       items.push_back({row[0].as<int64_t>(), row[1].as<std::string>(), row[2].as<std::string>(),
                        json_of(row[3]), row[4].as<int64_t>()});
     }

@@ -538,20 +538,24 @@ class TurnProcessor::Impl {
               st.param("channel", channel_id) + ", " + K() + values + ", 1, " + ended + ")");
     }
     if (!result.journal.empty()) {
-      Json journal = Json::array();
+      // One row per kEventsPerRow events, so nearly always one; entries the executor did
+      // not time (at 0) take the row's `at`.
+      std::vector<Json> rows(1, Json::array());
       for (const auto& entry : result.journal) {
-        journal.push_back({{"type", entry.type}, {"data", entry.data}, {"at", entry.at_ms}});
+        if (rows.back().size() == static_cast<size_t>(kEventsPerRow)) rows.push_back(Json::array());
+        Json line{{"type", entry.type}, {"data", entry.data}};
+        if (entry.at_ms > 0) line["at"] = entry.at_ms;
+        rows.back().push_back(std::move(line));
       }
-      st.part(
-          "INSERT INTO events (tenant_id, conversation_id, type, data, at) "
-          "SELECT " +
-          T() + ", " + C() +
-          ", e.value->>'type', e.value->'data', "
-          "CASE WHEN (e.value->>'at')::bigint > 0 "
-          "  THEN to_timestamp((e.value->>'at')::float8 / 1000.0) ELSE now() END "
-          "FROM jsonb_array_elements(" +
-          st.param("journal", journal.dump()) +
-          "::jsonb) WITH ORDINALITY AS e(value, n) ORDER BY e.n");
+      if (rows.size() == 1) {
+        st.part("INSERT INTO events (tenant_id, conversation_id, entries) VALUES (" + T() + ", " +
+                C() + ", " + st.param("journal", rows[0].dump()) + "::jsonb)");
+      } else {
+        st.part("INSERT INTO events (tenant_id, conversation_id, entries) SELECT " + T() + ", " +
+                C() + ", r.value FROM jsonb_array_elements(" +
+                st.param("journal", Json(rows).dump()) +
+                "::jsonb) WITH ORDINALITY AS r(value, n) ORDER BY r.n");
+      }
     }
     if (!result.messages.empty()) {
       Json messages = Json::array();
@@ -953,8 +957,9 @@ int64_t TurnProcessor::agent_message(const std::string& tenant_id,
   return store_.pool().transact([&](pqxx::work& tx) -> int64_t {
     LockedConversation conversation = lock_conversation(tx, tenant_id, conversation_id);
     auto rows = tx.exec_params(
-        "WITH ev AS (INSERT INTO events (tenant_id, conversation_id, type, data) "
-        "  VALUES ($1, $2, 'message_out', jsonb_build_object('text', $4::text, 'agent', $5::text)) "
+        "WITH ev AS (INSERT INTO events (tenant_id, conversation_id, entries) "
+        "  VALUES ($1, $2, jsonb_build_array(jsonb_build_object('type', 'message_out', "
+        "    'data', jsonb_build_object('text', $4::text, 'agent', $5::text)))) "
         "  RETURNING 1) "
         "INSERT INTO outbox (tenant_id, conversation_id, channel_id, contact_id, payload) "
         "VALUES ($1, $2, $3, $6, jsonb_build_object('text', $4::text, 'agent', $5::text)) "
@@ -976,8 +981,9 @@ bool TurnProcessor::close(const std::string& tenant_id, const std::string& conve
             " RETURNING 1), "
             "td AS (DELETE FROM timers WHERE tenant_id = $1 AND conversation_id = $2 "
             "  AND EXISTS (SELECT 1 FROM up) RETURNING 1) "
-            "INSERT INTO events (tenant_id, conversation_id, type, data) "
-            "SELECT $1, $2, 'ended', jsonb_build_object('closed_by', $3::text) FROM up "
+            "INSERT INTO events (tenant_id, conversation_id, entries) "
+            "SELECT $1, $2, jsonb_build_array(jsonb_build_object('type', 'ended', "
+            "  'data', jsonb_build_object('closed_by', $3::text))) FROM up "
             "RETURNING 1",
         tenant_id, conversation_id, actor);
     return !rows.empty();

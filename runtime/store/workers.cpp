@@ -110,8 +110,10 @@ void OutboxDispatcher::record(const OutboxMessage& message, const SendResult& re
         "    state = CASE WHEN $3::boolean THEN 'failed' ELSE 'pending' END, "
         "    next_attempt_at = now() + make_interval(secs => $4::float8 / 1000) "
         "  WHERE id = $1 RETURNING tenant_id, conversation_id) "
-        "INSERT INTO events (tenant_id, conversation_id, type, data) "
-        "SELECT tenant_id, conversation_id, 'delivery_error', $5::jsonb FROM up",
+        "INSERT INTO events (tenant_id, conversation_id, entries) "
+        "SELECT tenant_id, conversation_id, "
+        "  jsonb_build_array(jsonb_build_object('type', 'delivery_error', 'data', $5::jsonb)) "
+        "FROM up",
         message.id, result.error, give_up, static_cast<int64_t>(delay.count()), data.dump());
   });
 }

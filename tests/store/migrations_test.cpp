@@ -124,31 +124,127 @@ TEST_F(MigrationsTest, ProjectMigrationsApplyToAnEmptyDatabase) {
   EXPECT_TRUE(migrator.status().current());
 }
 
-// 0006 changes the type of columns that already hold rows. A database at 0005 with a turn's
-// conversation, inbox and outbox rows keeps them through it; the store that ran the turn goes
-// on, though the statements every session of its pool prepared now return other types (as a
-// process running while another one migrates); and the new types refuse values outside their
-// sets as the CHECK constraints did.
-TEST_F(MigrationsTest, StateDomainsKeepExistingRowsAndRefuseUnknownValues) {
-  namespace fs = std::filesystem;
-  std::vector<fs::path> project;
-  for (const auto& entry : fs::directory_iterator(FLOWRT_SOURCE_MIGRATIONS_DIR)) {
-    project.push_back(entry.path());
+// Copies the project's migrations into `folder` up to (not including) the file named
+// `stop`, or all of them, and applies what is new there.
+class ProjectMigrationsTest : public MigrationsTest {
+ protected:
+  void SetUp() override {
+    MigrationsTest::SetUp();
+    for (const auto& entry : std::filesystem::directory_iterator(FLOWRT_SOURCE_MIGRATIONS_DIR)) {
+      project.push_back(entry.path());
+    }
+    std::sort(project.begin(), project.end());
   }
-  std::sort(project.begin(), project.end());
-  auto domains = std::find_if(project.begin(), project.end(), [](const fs::path& file) {
-    return file.filename() == "0006_state_domains.sql";
-  });
-  ASSERT_NE(domains, project.end());
-  auto apply = [&](auto from, auto to) {
-    for (auto file = from; file != to; ++file) fs::copy_file(*file, folder / file->filename());
-    auto p = pool();
-    st::Migrator(*p, folder).migrate();
-  };
-  apply(project.begin(), domains);
+  void apply_until(const std::string& stop = "") {
+    for (const auto& file : project) {
+      if (file.filename() == stop) break;
+      if (!std::filesystem::exists(folder / file.filename())) {
+        std::filesystem::copy_file(file, folder / file.filename());
+      }
+    }
+    st::Migrator(*pool(), folder).migrate();
+  }
+  // The database's answer to `sql`, one value.
+  std::string value(const std::string& sql) {
+    pqxx::connection connection(url);
+    pqxx::nontransaction tx(connection);
+    return tx.exec(sql)[0][0].as<std::string>();
+  }
+  std::unique_ptr<st::Store> store() {
+    st::StoreOptions options;
+    options.database_url = url;
+    return std::make_unique<st::Store>(options);
+  }
+  // A contact and its conversation, written as SQL so that any schema version takes them.
+  void insert_conversation(const World& world, const std::string& conversation) {
+    value("WITH c AS (INSERT INTO contacts (tenant_id, channel_id, external_id) VALUES ('" +
+          world.tenant + "', '" + world.channel +
+          "', 'ana') RETURNING id) "
+          "INSERT INTO conversations (tenant_id, id, channel_id, contact_id, flow_id, "
+          "flow_version, status) SELECT '" +
+          world.tenant + "', '" + conversation + "', '" + world.channel + "', c.id, '" +
+          world.flow + "', 1, 'waiting' FROM c RETURNING 1");
+  }
+  std::vector<std::filesystem::path> project;
+};
 
-  // Three sessions, and two attempts per transaction: a turn after the migration fails
-  // unless the first session found stale takes the other idle ones with it.
+// 0006 changes the type of columns that already hold rows: the rows stay, and the new types
+// refuse values outside their sets as the CHECK constraints did.
+TEST_F(ProjectMigrationsTest, StateDomainsKeepExistingRowsAndRefuseUnknownValues) {
+  apply_until("0006_state_domains.sql");
+  World world = make_world(*store(), kAskFlow);
+  insert_conversation(world, "cv_old");
+  value(
+      "INSERT INTO inbox (tenant_id, channel_id, provider_message_id, contact_id, kind, state) "
+      "SELECT tenant_id, channel_id, 'm1', id, 'message', 'done' FROM contacts RETURNING 1");
+  value(
+      "INSERT INTO outbox (tenant_id, conversation_id, channel_id, contact_id, payload) "
+      "SELECT tenant_id, 'cv_old', channel_id, id, '{\"text\": \"hi\"}' FROM contacts "
+      "RETURNING 1");
+  apply_until();
+  EXPECT_EQ(value("SELECT status || ' ' || pg_typeof(status) FROM conversations"),
+            "waiting conversation_status");
+  EXPECT_EQ(value("SELECT kind || ' ' || state || ' ' || pg_typeof(state) FROM inbox"),
+            "message done inbox_state");
+  EXPECT_EQ(value("SELECT state || ' ' || pg_typeof(state) FROM outbox"), "pending outbox_state");
+
+  pqxx::connection connection(url);
+  for (const char* refused :
+       {"UPDATE conversations SET status = 'paused'", "UPDATE inbox SET kind = 'poke'",
+        "UPDATE inbox SET state = 'lost'", "UPDATE outbox SET state = 'queued'"}) {
+    pqxx::work tx(connection);
+    EXPECT_THROW(tx.exec(refused), pqxx::check_violation) << refused;
+  }
+}
+
+// 0007 turns the journal into one row per write: events written before it keep their ids,
+// types, data and times, and events written after it come after them.
+TEST_F(ProjectMigrationsTest, JournalRowsKeepEarlierEventsAndTheirIds) {
+  apply_until("0007_journal_rows.sql");
+  World world = make_world(*store(), kAskFlow);
+  insert_conversation(world, "cv_old");
+  const std::string old_ids = value(
+      "WITH e AS (INSERT INTO events (tenant_id, conversation_id, type, data, at) VALUES "
+      "('" +
+      world.tenant +
+      "', 'cv_old', 'message_in', '{\"text\": \"hi\"}', "
+      "  '2026-01-02T03:04:05.678Z'), "
+      "('" +
+      world.tenant +
+      "', 'cv_old', 'node', '{\"node\": \"ask\"}', "
+      "  '2026-01-02T03:04:05.679Z') RETURNING id) "
+      "SELECT string_agg(id::text, ' ' ORDER BY id) FROM e");
+  apply_until();
+
+  auto migrated = store();
+  auto journal = migrated->list_events(world.tenant, "cv_old", {});
+  ASSERT_TRUE(journal);
+  ASSERT_EQ(journal->items.size(), 2u);
+  EXPECT_EQ(std::to_string(journal->items[0].id) + " " + std::to_string(journal->items[1].id),
+            old_ids);
+  EXPECT_EQ(journal->items[0].type, "message_in");
+  EXPECT_EQ(journal->items[0].data, Json::parse(R"({"text": "hi"})"));
+  EXPECT_EQ(journal->items[0].at_ms, 1767323045678);
+  EXPECT_EQ(journal->items[1].type, "node");
+  EXPECT_EQ(journal->items[1].at_ms, 1767323045679);
+
+  runtime::SystemClock clock;
+  runtime::Executor executor(runtime::ExecutorServices{&clock, nullptr, nullptr});
+  st::TurnProcessor turns(*migrated, executor);
+  turns.agent_message(world.tenant, "cv_old", "an agent here", "key:k");
+  journal = migrated->list_events(world.tenant, "cv_old", {});
+  ASSERT_EQ(journal->items.size(), 3u);
+  EXPECT_EQ(journal->items[2].type, "message_out");
+  EXPECT_GT(journal->items[2].id, journal->items[1].id);
+}
+
+// A process whose sessions prepared the turn's statements goes on when another one migrates
+// a column those statements return: PostgreSQL refuses each such statement once per session
+// ("cached plan must not change result type"), and the pool replaces the session. With
+// three sessions and two attempts per transaction, a turn after the migration fails unless
+// the first session found outdated takes the other idle ones with it.
+TEST_F(ProjectMigrationsTest, ASessionOutdatedByAMigrationIsReplacedAndTheTurnGoesOn) {
+  apply_until();
   st::StoreOptions options;
   options.database_url = url;
   options.pool_size = 3;
@@ -187,29 +283,12 @@ TEST_F(MigrationsTest, StateDomainsKeepExistingRowsAndRefuseUnknownValues) {
     ASSERT_EQ(answer.kind, st::TurnOutcome::Kind::processed) << answer.error;
   }
 
-  apply(domains, project.end());
-  pqxx::connection connection(url);
-  auto value = [&](const std::string& sql) {
-    pqxx::nontransaction tx(connection);
-    return tx.exec(sql)[0][0].as<std::string>();
-  };
-  EXPECT_EQ(value("SELECT string_agg(status, ' ') FROM conversations"), "ended ended ended");
-  EXPECT_EQ(value("SELECT count(*) FROM inbox WHERE kind = 'message' AND state = 'done'"), "6");
-  EXPECT_EQ(value("SELECT count(*) FROM outbox WHERE state = 'pending'"), "6");
-  EXPECT_EQ(value("SELECT pg_typeof(status)::text FROM conversations LIMIT 1"),
-            "conversation_status");
-
+  write("9000_node_as_varchar.sql", "ALTER TABLE conversations ALTER COLUMN node TYPE varchar;");
+  st::Migrator(*pool(), folder).migrate();
   auto after =
       turns.accept_and_process(message(world, "ana", "again", "ana-3"), st::Delivery::outbox);
   ASSERT_EQ(after.kind, st::TurnOutcome::Kind::processed) << after.error;
   EXPECT_EQ(value("SELECT count(*) FROM conversations WHERE status = 'waiting'"), "1");
-
-  for (const char* refused :
-       {"UPDATE conversations SET status = 'paused'", "UPDATE inbox SET kind = 'poke'",
-        "UPDATE inbox SET state = 'lost'", "UPDATE outbox SET state = 'queued'"}) {
-    pqxx::work tx(connection);
-    EXPECT_THROW(tx.exec(refused), pqxx::check_violation) << refused;
-  }
 }
 
 }  // namespace

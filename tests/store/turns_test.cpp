@@ -2,6 +2,7 @@
 #include <set>
 #include <thread>
 
+#include "runtime/store/util.hpp"
 #include "runtime/store/workers.hpp"
 #include "tests/store/fixture.hpp"
 
@@ -9,6 +10,10 @@ namespace flowrt::store_tests {
 namespace {
 
 using Kind = st::TurnOutcome::Kind;
+
+// How many journal events the rows of `events` hold (a statement to end with a WHERE).
+const std::string kJournalLength =
+    "SELECT coalesce(sum(jsonb_array_length(entries)), 0) FROM events";
 
 TEST_F(StoreTest, SynchronousTurnRunsTheFlowAndPersistsState) {
   World world = make_world(*store, kAskFlow);
@@ -48,6 +53,55 @@ TEST_F(StoreTest, SynchronousTurnRunsTheFlowAndPersistsState) {
   EXPECT_NE(third.conversation_id, first.conversation_id);
 }
 
+// A turn's journal is one `events` row of up to kEventsPerRow entries; a longer one takes
+// several rows, and the events still list in order with increasing ids, page by page across
+// the rows' boundary.
+TEST_F(StoreTest, AJournalLongerThanARowListsInOrderAcrossRows) {
+  Json flow = Json::parse(R"({"format":"flowrt.flow/1","id":"long","start":"t0","nodes":[]})");
+  const int texts = 60;  // each journals a node and a message out: 121 events with the message
+  for (int i = 0; i < texts; ++i) {
+    Json node{{"id", "t" + std::to_string(i)}, {"type", "text"}, {"text", std::to_string(i)}};
+    if (i + 1 < texts) node["next"] = "t" + std::to_string(i + 1);
+    flow["nodes"].push_back(node);
+  }
+  flow["nodes"].push_back(Json{{"id", "end"}, {"type", "end"}});
+  flow["nodes"][texts - 1]["next"] = "end";
+  World world = make_world(*store, flow.dump());
+  auto turn = turns->accept_and_process(message(world, "lo", "go", "l1"), st::Delivery::inline_);
+  ASSERT_EQ(turn.kind, Kind::processed) << turn.error;
+  ASSERT_EQ(turn.replies.size(), static_cast<size_t>(texts));
+  EXPECT_EQ(scalar("SELECT count(*) FROM events WHERE tenant_id = '" + world.tenant + "'"), 2);
+
+  std::vector<st::EventRecord> listed;
+  st::PageRequest page;
+  page.limit = 7;  // pages that end inside rows and cross from one row to the next
+  for (int pages = 0; pages < 50; ++pages) {
+    auto got = store->list_events(world.tenant, turn.conversation_id, page);
+    ASSERT_TRUE(got);
+    listed.insert(listed.end(), got->items.begin(), got->items.end());
+    if (!got->next_cursor) break;
+    page.cursor = *got->next_cursor;
+  }
+  ASSERT_GT(listed.size(), static_cast<size_t>(st::kEventsPerRow));
+  EXPECT_EQ(listed.front().type, "message_in");
+  std::vector<std::string> replies;
+  for (size_t i = 0; i < listed.size(); ++i) {
+    if (i > 0) {
+      EXPECT_GT(listed[i].id, listed[i - 1].id) << "at " << i;
+    }
+    if (listed[i].type == "message_out") replies.push_back(listed[i].data["text"]);
+  }
+  ASSERT_EQ(replies.size(), static_cast<size_t>(texts));
+  for (int i = 0; i < texts; ++i) EXPECT_EQ(replies[i], std::to_string(i));
+  auto ids = [](const std::vector<st::EventRecord>& events) {
+    std::vector<int64_t> out;
+    for (const auto& e : events) out.push_back(e.id);
+    return out;
+  };
+  auto whole = store->list_events(world.tenant, turn.conversation_id, {200, ""});
+  EXPECT_EQ(ids(listed), ids(whole->items));
+}
+
 TEST_F(StoreTest, DuplicateDeliveryIsAcknowledgedAndIgnored) {
   World world = make_world(*store, kAskFlow);
   auto first =
@@ -74,8 +128,9 @@ TEST_F(StoreTest, DuplicateDeliveryIsAcknowledgedAndIgnored) {
   EXPECT_EQ(scalar("SELECT count(*) FROM inbox WHERE tenant_id = '" + world.tenant + "'"), 2);
   auto journal = events(world.tenant, first.conversation_id);
   EXPECT_EQ(texts_of(journal, "message_in"), (std::vector<std::string>{"hi"}));
-  EXPECT_EQ(scalar("SELECT count(*) FROM events WHERE tenant_id = '" + world.tenant +
-                   "' AND type = 'message_in'"),
+  EXPECT_EQ(scalar("SELECT count(*) FROM events, jsonb_array_elements(entries) e "
+                   "WHERE tenant_id = '" +
+                   world.tenant + "' AND e->>'type' = 'message_in'"),
             2);
 }
 
@@ -182,13 +237,13 @@ TEST_F(StoreTest, AMessageStoredConcurrentlyWithItsTurnRollsTheTurnBack) {
   auto first = turns->accept_and_process(message(world, "ra", "one", "r1"), st::Delivery::inline_);
   ASSERT_EQ(first.kind, Kind::processed);
   const std::string where = " WHERE tenant_id = '" + world.tenant + "'";
-  const int64_t events_before = scalar("SELECT count(*) FROM events" + where);
+  const int64_t events_before = scalar(kJournalLength + where);
   const int64_t outbox_before = scalar("SELECT count(*) FROM outbox" + where);
 
   // The turn waits on the uncommitted row once it inserts its own.
   auto outcome = accept_while_a_copy_is_stored(*turns, world, "ra", "r2", "two");
   EXPECT_EQ(outcome.kind, Kind::duplicate);
-  EXPECT_EQ(scalar("SELECT count(*) FROM events" + where), events_before);
+  EXPECT_EQ(scalar(kJournalLength + where), events_before);
   EXPECT_EQ(scalar("SELECT count(*) FROM outbox" + where), outbox_before);
   EXPECT_EQ(scalar("SELECT count(*) FROM inbox" + where + " AND provider_message_id = 'r2'"), 1);
   // The stored copy is processed as usual, once.
@@ -425,13 +480,13 @@ TEST_F(StoreTest, EveryWayOutOfAPipelinedTurnLeavesItsConnectionIdle) {
   EXPECT_EQ(again.kind, Kind::duplicate);
   EXPECT_TRUE(idle());
 
-  const int64_t events_before = scalar("SELECT count(*) FROM events" + where);
+  const int64_t events_before = scalar(kJournalLength + where);
   failing = true;
   auto thrown = on_one.accept_and_process(message(world, "c", "two", "p2"), st::Delivery::outbox);
   EXPECT_EQ(thrown.kind, Kind::pending);
   EXPECT_NE(thrown.error.find("disk on fire"), std::string::npos) << thrown.error;
   EXPECT_TRUE(idle());
-  EXPECT_EQ(scalar("SELECT count(*) FROM events" + where), events_before);
+  EXPECT_EQ(scalar(kJournalLength + where), events_before);
   EXPECT_EQ(scalar("SELECT count(*) FROM inbox" + where +
                    " AND provider_message_id = 'p2' AND state = 'pending' AND attempts = 1"),
             1);
@@ -477,13 +532,13 @@ TEST_F(StoreTest, ACommitLostInFlightIsReportedInDoubtAndTheRedeliveryRunsOnce) 
   auto first = on_one.accept_and_process(message(world, "c", "one", "p1"), st::Delivery::outbox);
   ASSERT_EQ(first.kind, Kind::processed) << first.error;
   backend = PQbackendPID(one_connection.pool().acquire()->handle());
-  const int64_t events_before = scalar("SELECT count(*) FROM events" + where);
+  const int64_t events_before = scalar(kJournalLength + where);
 
   lose_commit = true;
   EXPECT_THROW(on_one.accept_and_process(message(world, "c", "two", "p2"), st::Delivery::outbox),
                pqxx::in_doubt_error);
   EXPECT_EQ(scalar("SELECT count(*) FROM inbox" + where + " AND provider_message_id = 'p2'"), 0);
-  EXPECT_EQ(scalar("SELECT count(*) FROM events" + where), events_before);
+  EXPECT_EQ(scalar(kJournalLength + where), events_before);
 
   lose_commit = false;
   auto redelivered =
