@@ -249,19 +249,31 @@ class TurnProcessor::Impl {
            "EXISTS (SELECT 1 FROM timers tm WHERE tm.tenant_id = $1 "
            "        AND tm.conversation_id = v.id) ";
   }
+  // The columns of a conversation that context_columns() reads, as `alias`.x: only these,
+  // as every column a statement carries costs it a little at each execution.
+  static std::string conversation_columns(const std::string& alias) {
+    std::string out;
+    for (const char* column :
+         {"id", "channel_id", "flow_id", "flow_version", "status", "node", "vars", "attempts",
+          "wait_seq", "handoff_queue", "handoff_note", "error"}) {
+      out += (out.empty() ? "" : ", ") + alias + "." + column;
+    }
+    return out;
+  }
   // `aimed_at` "": only the contact's open conversation (a new message names none). `contact`:
   // the contact's id in the statement.
   static std::string conversation_join(const std::string& aimed_at,
                                        const std::string& contact = "$2") {
-    const std::string open = std::string("SELECT * FROM conversations v2 WHERE ") +
-                             (aimed_at.empty() ? "" : aimed_at + " IS NULL AND ") +
-                             "v2.tenant_id = $1 AND v2.contact_id = " + contact +
-                             " AND v2.status IN " + kOpenStatuses;
+    const std::string open =
+        "SELECT " + conversation_columns("v2") + " FROM conversations v2 WHERE " +
+        (aimed_at.empty() ? "" : aimed_at + " IS NULL AND ") +
+        "v2.tenant_id = $1 AND v2.contact_id = " + contact + " AND v2.status IN " + kOpenStatuses;
     if (aimed_at.empty()) return "LEFT JOIN LATERAL (" + open + " LIMIT 1) v ON true ";
     return "LEFT JOIN LATERAL ("
-           "  (SELECT * FROM conversations v1 WHERE " +
-           aimed_at + " IS NOT NULL AND v1.tenant_id = $1 AND v1.id = " + aimed_at +
-           ") UNION ALL (" + open + ") LIMIT 1) v ON true ";
+           "  (SELECT " +
+           conversation_columns("v1") + " FROM conversations v1 WHERE " + aimed_at +
+           " IS NOT NULL AND v1.tenant_id = $1 AND v1.id = " + aimed_at + ") UNION ALL (" + open +
+           ") LIMIT 1) v ON true ";
   }
 
   // The common case of accept_and_process: the contact exists, it has no pending inbox row
@@ -558,20 +570,25 @@ class TurnProcessor::Impl {
       }
     }
     if (!result.messages.empty()) {
-      Json messages = Json::array();
-      for (const auto& message : result.messages) messages.push_back({{"text", message.text}});
       const std::string state =
           st.param("outbox_state", delivery == Delivery::inline_ ? "sent" : "pending") + "::text";
-      st.part(
-          "INSERT INTO outbox (tenant_id, conversation_id, channel_id, contact_id, "
-          "payload, state, sent_at) "
-          "SELECT " +
-          T() + ", " + C() + ", " + st.param("channel", channel_id) + ", " + K() + ", m.value, " +
-          state + ", CASE WHEN " + state +
-          " = 'sent' THEN now() END "
-          "FROM jsonb_array_elements(" +
-          st.param("messages", messages.dump()) +
-          "::jsonb) WITH ORDINALITY AS m(value, n) ORDER BY m.n");
+      const std::string columns =
+          "INSERT INTO outbox (tenant_id, conversation_id, channel_id, contact_id, payload, "
+          "state, sent_at) ";
+      const std::string fixed =
+          T() + ", " + C() + ", " + st.param("channel", channel_id) + ", " + K() + ", ";
+      const std::string sent_at = "CASE WHEN " + state + " = 'sent' THEN now() END";
+      if (result.messages.size() == 1) {  // most turns send one message
+        st.part(columns + "VALUES (" + fixed +
+                st.param("messages", Json{{"text", result.messages[0].text}}.dump()) + "::jsonb, " +
+                state + ", " + sent_at + ")");
+      } else {
+        Json messages = Json::array();
+        for (const auto& message : result.messages) messages.push_back({{"text", message.text}});
+        st.part(columns + "SELECT " + fixed + "m.value, " + state + ", " + sent_at +
+                " FROM jsonb_array_elements(" + st.param("messages", messages.dump()) +
+                "::jsonb) WITH ORDINALITY AS m(value, n) ORDER BY m.n");
+      }
     }
     if (before.has_timers) {
       // A turn that keeps waiting on the same question keeps that question's timer.
