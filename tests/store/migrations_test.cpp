@@ -238,6 +238,23 @@ TEST_F(ProjectMigrationsTest, JournalRowsKeepEarlierEventsAndTheirIds) {
   EXPECT_GT(journal->items[2].id, journal->items[1].id);
 }
 
+// Every metrics scrape counts the pending and failed rows (Store::depths): each count must
+// be read from an index, as the tables grow with traffic. Before 0008 the failed outbox rows
+// were counted by reading the whole outbox.
+TEST_F(ProjectMigrationsTest, MetricsDepthsAreCountedFromIndexes) {
+  apply_until();
+  pqxx::connection connection(url);
+  pqxx::nontransaction tx(connection);
+  tx.exec("SET enable_seqscan = off");  // a tiny table would otherwise rightly be scanned
+  for (const std::string count : {"SELECT count(*) FROM inbox WHERE state = 'pending'",
+                                  "SELECT count(*) FROM outbox WHERE state = 'pending'",
+                                  "SELECT count(*) FROM outbox WHERE state = 'failed'"}) {
+    std::string plan;
+    for (const auto& row : tx.exec("EXPLAIN " + count)) plan += row[0].as<std::string>() + "\n";
+    EXPECT_EQ(plan.find("Seq Scan"), std::string::npos) << count << "\n" << plan;
+  }
+}
+
 // A process whose sessions prepared the turn's statements goes on when another one migrates
 // a column those statements return: PostgreSQL refuses each such statement once per session
 // ("cached plan must not change result type"), and the pool replaces the session. With
