@@ -11,7 +11,7 @@
 // SELECT ... FOR UPDATE; UPDATE; INSERT; COMMIT) at the same client count on the same
 // database, and prints both rates and their ratio. With --own-sql yes it also has pgbench run
 // flowrt_turn.sql, the statements of the store's turn, to tell the SQL's cost from the client's,
-// and the same without its journal events and outbox row: about the most a turn that keeps
+// and the same without its journal row and outbox row: about the most a turn that keeps
 // its message and state durably can do on this machine.
 // --repeat N runs the store and pgbench N times each, alternately, and prints the median of
 // each rate and the lowest and highest ratio of a store run to the pgbench run after it: on a
